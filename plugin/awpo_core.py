@@ -1,0 +1,143 @@
+"""AWPO's maths (paper Sec. 3.2, Eqs. 21-29; Algorithm 1), as pure tensor functions.
+
+No ms-swift import here: plain 1-D tensors in, tensors out. Rewards arrive as ms-swift lays them out:
+``N = G * K`` samples, the K completions of each prompt contiguous (``rewards.view(G, K)``).
+
+Notation (paper -> code):
+    R^out_{g,j}           r_out.view(G, K)
+    R^mix_{g,j}           r_mix.view(G, K)   (= R^out + R^reasoning; NaN where the judge failed)
+    sigma-hat (Eqs. 22-23) population std (1/K), ``correction=0``
+    r_g      (Eq. 24)     AWPOResult.r_g
+    w^mix_g  (Eq. 25)     AWPOResult.w_mix
+    d_g      (Eq. 27)     AWPOResult.d
+    A^hyper  (Eq. 28)     AWPOResult.advantages
+    epsilon  (Eq. 29)     AWPOResult.clip_eps
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import AWPOConfig, JudgeConfig  # noqa: F401  (AWPOConfig is part of this module's API)
+
+__all__ = ['AWPOConfig', 'AWPOResult', 'awpo_advantages', 'group_stats', 'gating_weight', 'difficulty_weight',
+           'dynamic_clip_radius', 'ADVANTAGE_ESTIMATORS']
+
+
+@dataclass
+class AWPOResult:
+    """Output of :func:`awpo_advantages`.
+
+    advantages:     [N] A^hyper (Eq. 28), finite.
+    clip_eps:       float, the batch clip radius (Eq. 29).
+    r_g:            [G] variance ratio (Eq. 24); NaN for groups whose judge score is missing.
+    w_mix:          [G] gate weight (Eq. 25); 0 for groups whose judge score is missing.
+    d:              [G] difficulty weight (Eq. 27).
+    judge_missing:  [G] bool, True where any sample of the group has no judge score.
+    mean_out:       [G] group mean of the outcome reward (Eq. 21), used by the gates.
+    """
+    advantages: torch.Tensor
+    clip_eps: float
+    r_g: torch.Tensor
+    w_mix: torch.Tensor
+    d: torch.Tensor
+    judge_missing: torch.Tensor
+    mean_out: torch.Tensor
+
+    def metrics(self) -> dict:
+        """Scalar summaries for the trainer's logs (``awpo/...``)."""
+        g = max(self.w_mix.numel(), 1)
+        return {
+            'awpo/clip_eps': float(self.clip_eps),
+            'awpo/w_mix_mean': float(self.w_mix.float().mean()) if self.w_mix.numel() else 0.0,
+            'awpo/gate_open_frac': float((self.w_mix > 0).sum()) / g,
+            'awpo/d_mean': float(self.d.float().mean()) if self.d.numel() else 0.0,
+            'awpo/prio_frac': float((self.d > self.d.min()).sum()) / g if self.d.numel() else 0.0,
+            'awpo/judge_missing_frac': float(self.judge_missing.sum()) / g,
+            'awpo/r_g_mean': float(torch.nanmean(self.r_g.float())) if (~self.judge_missing).any() else 0.0,
+        }
+
+
+def group_stats(rewards: torch.Tensor):
+    """Eqs. 21-23: per-group mean and population standard deviation (1/K) of a [G, K] reward matrix."""
+    var, mean = torch.var_mean(rewards, dim=1, correction=0)
+    return mean, var.sqrt()
+
+
+def gating_weight(std_out: torch.Tensor, std_mix: torch.Tensor, mean_out: torch.Tensor,
+                  cfg: AWPOConfig):
+    """Eq. 24 (r_g) and Eq. 25 (w^mix_g = 1[mean_out < R_max] * 1[r_g < eps_mix] * r_g). Returns (r_g, w)."""
+    r_g = std_mix / (std_out + std_mix + cfg.eps_std)
+    if not cfg.gating:  # Table 5 "w/o variance-aware gating": the mixed reward alone
+        return r_g, torch.ones_like(r_g)
+    open_ = (mean_out < cfg.r_out_max) & (r_g < cfg.eps_mix)
+    return r_g, torch.where(open_, r_g, torch.zeros_like(r_g))
+
+
+def difficulty_weight(mean_out: torch.Tensor, cfg: AWPOConfig) -> torch.Tensor:
+    """Eq. 27: d_g = alpha_base + (alpha_prio - alpha_base) * 1[tau_low < mean_out < tau_high]."""
+    if not cfg.difficulty:  # Table 5 "w/o difficulty-aware weighting"
+        return torch.ones_like(mean_out)
+    prio = (mean_out > cfg.tau_low) & (mean_out < cfg.tau_high)
+    return cfg.alpha_base + (cfg.alpha_prio - cfg.alpha_base) * prio.to(mean_out.dtype)
+
+
+def dynamic_clip_radius(w_mix: torch.Tensor, cfg: AWPOConfig) -> float:
+    """Eq. 29: eps = eps_min + (1 - mean_g w^mix_g) * (eps_max - eps_min); fixed eps_max when ablated."""
+    if not cfg.dynamic_clip or w_mix.numel() == 0:  # Table 5 "w/o dynamic clipping"
+        return float(cfg.eps_max)
+    w_bar = float(w_mix.mean())
+    return float(cfg.eps_min + (1.0 - w_bar) * (cfg.eps_max - cfg.eps_min))
+
+
+def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor, num_generations: int,
+                    cfg: AWPOConfig | None = None) -> AWPOResult:
+    """AWPO advantages (Eqs. 21-28) and the batch clip radius (Eq. 29), vectorised over groups.
+
+    Args:
+        r_out: [N] outcome reward R^out, finite. N = G * K, groups contiguous.
+        r_mix: [N] mixed reward R^mix = R^out + R^reasoning. NaN marks a sample whose judge score is
+            missing: its whole group falls back to the outcome view (w^mix_g = 0).
+        num_generations: K, completions per prompt.
+        cfg: hyper-parameters; defaults to ``AWPOConfig()``.
+
+    Returns:
+        AWPOResult with advantages [N] and per-group r_g, w_mix, d [G].
+    """
+    cfg = cfg or AWPOConfig()
+    if r_out.dim() != 1 or r_mix.shape != r_out.shape:
+        raise ValueError(f'awpo_advantages: r_out and r_mix must be 1-D of equal length, got '
+                         f'{tuple(r_out.shape)} and {tuple(r_mix.shape)}')
+    K = int(num_generations)
+    if K < 1 or r_out.numel() % K:
+        raise ValueError(f'awpo_advantages: {r_out.numel()} rewards cannot be split into groups of {K}')
+    if not torch.isfinite(r_out).all():
+        raise ValueError('awpo_advantages: r_out holds NaN/inf; outcome rewards must be finite '
+                         '(only the judge may be missing)')
+    dtype = r_out.dtype if r_out.is_floating_point() else torch.float32
+    ro = r_out.to(dtype).view(-1, K)
+    rm = r_mix.to(dtype).view(-1, K)
+
+    nan = torch.isnan(rm)
+    judge_missing = nan.any(dim=1)
+    rm = torch.where(nan, ro, rm)  # keeps every later op finite; such groups get w = 0 below
+
+    mean_out, std_out = group_stats(ro)            # Eqs. 21-22
+    mean_mix, std_mix = group_stats(rm)            # Eqs. 21, 23
+    r_g, w = gating_weight(std_out, std_mix, mean_out, cfg)  # Eqs. 24-25
+    w = w.masked_fill(judge_missing, 0.0)
+    r_g = r_g.masked_fill(judge_missing, float('nan'))
+    d = difficulty_weight(mean_out, cfg)           # Eq. 27
+
+    a_out = (ro - mean_out[:, None]) / (std_out[:, None] + cfg.adv_eps)  # Eq. 26
+    a_mix = (rm - mean_mix[:, None]) / (std_mix[:, None] + cfg.adv_eps)  # Eq. 26
+    w_ = w[:, None]
+    adv = d[:, None] * ((1.0 - w_) * a_out + w_ * a_mix)                 # Eq. 28
+
+    return AWPOResult(advantages=adv.reshape(-1), clip_eps=dynamic_clip_radius(w, cfg), r_g=r_g, w_mix=w, d=d,
+                      judge_missing=judge_missing, mean_out=mean_out)
+
+
+# One estimator, one function (as verl's core_algos registry): the trainer looks estimators up by name.
+ADVANTAGE_ESTIMATORS = {'awpo': awpo_advantages}
