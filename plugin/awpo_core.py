@@ -91,14 +91,15 @@ def dynamic_clip_radius(w_mix: torch.Tensor, cfg: AWPOConfig) -> float:
     return float(cfg.eps_min + (1.0 - w_bar) * (cfg.eps_max - cfg.eps_min))
 
 
-def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor, num_generations: int,
+def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor | None, num_generations: int,
                     cfg: AWPOConfig | None = None) -> AWPOResult:
     """AWPO advantages (Eqs. 21-28) and the batch clip radius (Eq. 29), vectorised over groups.
 
     Args:
         r_out: [N] outcome reward R^out, finite. N = G * K, groups contiguous.
         r_mix: [N] mixed reward R^mix = R^out + R^reasoning. NaN marks a sample whose judge score is
-            missing: its whole group falls back to the outcome view (w^mix_g = 0).
+            missing: its whole group falls back to the outcome view (w^mix_g = 0). ``None`` means no judge
+            at all: w^mix = 0 everywhere (outcome-only), without counting groups as missing.
         num_generations: K, completions per prompt.
         cfg: hyper-parameters; defaults to ``AWPOConfig()``.
 
@@ -106,6 +107,9 @@ def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor, num_generations: i
         AWPOResult with advantages [N] and per-group r_g, w_mix, d [G].
     """
     cfg = cfg or AWPOConfig()
+    no_judge = r_mix is None
+    if no_judge:
+        r_mix = r_out
     if r_out.dim() != 1 or r_mix.shape != r_out.shape:
         raise ValueError(f'awpo_advantages: r_out and r_mix must be 1-D of equal length, got '
                          f'{tuple(r_out.shape)} and {tuple(r_mix.shape)}')
@@ -126,6 +130,8 @@ def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor, num_generations: i
     mean_out, std_out = group_stats(ro)            # Eqs. 21-22
     mean_mix, std_mix = group_stats(rm)            # Eqs. 21, 23
     r_g, w = gating_weight(std_out, std_mix, mean_out, cfg)  # Eqs. 24-25
+    if no_judge:
+        w = torch.zeros_like(w)
     w = w.masked_fill(judge_missing, 0.0)
     r_g = r_g.masked_fill(judge_missing, float('nan'))
     d = difficulty_weight(mean_out, cfg)           # Eq. 27

@@ -1,0 +1,38 @@
+"""Registration of AWPO's rewards and trainer into ms-swift's tables (idempotent: ms-swift imports the
+``--external_plugins`` file in the main process and again in dataloader workers)."""
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger('awpo')
+
+REWARDS = {
+    'awpo_outcome': ('plugin.reward_funcs', 'AWPOOutcome'),  # R_out = S_format + S_exec (Eqs. 14-19)
+    'awpo_format': ('plugin.reward_funcs', 'AWPOFormat'),    # S_format (Eq. 15)
+    'awpo_exec': ('plugin.reward_funcs', 'AWPOExec'),        # S_exec (Eqs. 16-19)
+    'awpo_judge': ('plugin.judge_reward', 'AWPOJudge'),      # R_reasoning, LLM-as-a-judge (appendix B)
+}
+TRAINER = 'plugin.trainer.AWPOGRPOTrainer'
+_announced = set()
+
+
+def register_rewards() -> dict:
+    """``orms[name] = cls`` for every AWPO reward. Returns the registry slice it wrote."""
+    import importlib
+
+    from swift.rewards import orms
+    for name, (module, cls) in REWARDS.items():
+        orms[name] = getattr(importlib.import_module(module), cls)
+    if 'rewards' not in _announced:
+        _announced.add('rewards')
+        logger.info('[AWPO] rewards registered: %s', ', '.join(REWARDS))
+    return {k: orms[k] for k in REWARDS}
+
+
+def register_trainer() -> None:
+    """Make ``--rlhf_type grpo`` build :class:`plugin.trainer.AWPOGRPOTrainer`."""
+    from swift.trainers.trainer_factory import TrainerFactory
+    TrainerFactory.TRAINER_MAPPING['grpo'] = TRAINER
+    if 'trainer' not in _announced:
+        _announced.add('trainer')
+        logger.info('[AWPO] GRPO trainer replaced by %s', TRAINER)

@@ -1,0 +1,124 @@
+"""Thin glue: ms-swift's GRPOTrainer with AWPO's advantage (Eq. 28) and dynamic clip radius (Eq. 29).
+
+The maths lives in :mod:`plugin.awpo_core`; this module only
+  1. splits ms-swift's reward matrix into R_out (every non-judge column, weighted as ms-swift weights it,
+     NaN-summed as ms-swift does) and the judge column (R_mix = R_out + w_judge * R_judge, Eq. 20),
+  2. calls :func:`awpo_advantages`,
+  3. sets ``epsilon_low`` / ``epsilon_high`` (which GRPO's loss reads at every call) for the training
+     batch just produced, never during evaluation,
+  4. logs ``awpo/*`` metrics into the trainer's metrics, and the radius the loss actually applied.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, List
+
+import torch
+from swift.rl_core.advantage import compute_reward_metrics
+from swift.rlhf_trainers import GRPOTrainer
+
+from .awpo_core import AWPOConfig, awpo_advantages
+
+logger = logging.getLogger('awpo')
+
+JUDGE_ROLE = 'judge'
+
+
+def check_compatible(args) -> List[str]:
+    """Start-up check of ms-swift arguments against AWPO. Raises ValueError where AWPO cannot work;
+    returns warnings for settings AWPO overrides."""
+    errors, warnings = [], []
+    if getattr(args, 'use_liger_kernel', False):
+        errors.append('--use_liger_kernel true: the Liger GRPO loss bakes the clip epsilon in at start-up, so '
+                      "AWPO's per-batch radius (Eq. 29) cannot reach it. Drop --use_liger_kernel.")
+    if getattr(args, 'advantage_estimator', 'grpo') != 'grpo':
+        errors.append(f'--advantage_estimator {args.advantage_estimator}: AWPO replaces the advantage estimator '
+                      'itself (Eqs. 26-28); leave it at the default grpo.')
+    if getattr(args, 'kl_in_reward', False):
+        errors.append('--kl_in_reward true: AWPO gates on the raw reward dispersion (Eqs. 22-25); a KL penalty '
+                      'folded into the rewards would change the gate. Use the loss-side KL (--beta) instead.')
+    if getattr(args, 'scale_rewards', 'group') not in ('group', None):
+        warnings.append(f'--scale_rewards {args.scale_rewards} is ignored: AWPO normalises each view by its own '
+                        'group std (Eq. 26).')
+    eps_high = getattr(args, 'epsilon_high', None)
+    if eps_high is not None and eps_high != getattr(args, 'epsilon', None):
+        warnings.append(f'--epsilon_high {eps_high} is overridden: AWPO sets a symmetric radius per batch (Eq. 29).')
+    if errors:
+        raise ValueError('AWPO cannot run with these ms-swift arguments:\n  - ' + '\n  - '.join(errors))
+    return warnings
+
+
+class AWPOGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose advantages and clip radius are AWPO's (paper Algorithm 1)."""
+
+    def __init__(self, *args, **kwargs):
+        targs = kwargs.get('args')
+        for w in check_compatible(targs) if targs is not None else []:
+            logger.warning('[AWPO] %s', w)
+        self.awpo_config = AWPOConfig.load()
+        super().__init__(*args, **kwargs)
+        funcs = list(self.reward_funcs)
+        mask = [getattr(f, 'awpo_role', None) == JUDGE_ROLE for f in funcs]
+        mask += [False] * (len(self.reward_func_names) - len(mask))  # e.g. a gym_reward column
+        self._awpo_judge_mask = torch.tensor(mask, dtype=torch.bool, device=self.reward_weights.device)
+        names = [n for n, m in zip(self.reward_func_names, mask) if m]
+        self._awpo_has_judge = bool(names)
+        cfg = self.awpo_config
+        logger.warning('[AWPO] config in force: %s', json.dumps(cfg.to_dict(), sort_keys=True))
+        logger.warning('[AWPO] outcome columns: %s; judge columns: %s',
+                       [n for n, m in zip(self.reward_func_names, mask) if not m], names or 'none')
+        if not self._awpo_has_judge:
+            logger.warning('[AWPO] no judge reward among --reward_funcs: w_mix = 0 for every group, i.e. AWPO '
+                           'reduces to outcome-only GRPO with difficulty weighting and radius eps_max.')
+        if self.accelerator.is_main_process and self.args.output_dir:
+            path = cfg.save(self.args.output_dir)
+            logger.warning('[AWPO] config written to %s', path)
+        self.epsilon_low = self.epsilon_high = cfg.eps_max  # until the first batch sets Eq. 29's radius
+
+    # ------------------------------------------------------------------ Eq. 20: split the reward matrix
+    def _awpo_rewards(self, rewards_per_func: torch.Tensor):
+        """Returns (r_out [N], r_mix [N] or None). r_mix is NaN where a judge score is missing."""
+        weights = self.reward_weights.to(rewards_per_func.device)
+        mask = self._awpo_judge_mask.to(rewards_per_func.device)
+        weighted = rewards_per_func * weights.unsqueeze(0)
+        r_out = weighted[:, ~mask].nansum(dim=1)  # ms-swift's own nansum over reward columns
+        if not self._awpo_has_judge:
+            return r_out, None
+        r_judge = weighted[:, mask].sum(dim=1)  # NaN if any judge column is missing: the group falls back
+        return r_out, r_out + r_judge
+
+    def _compute_advantages(self, samples, rewards_per_func: torch.Tensor,
+                            batch_encoded_inputs: List[Dict[str, Any]]) -> torch.Tensor:
+        mode = 'train' if self.model.training else 'eval'
+        if self.dynamic_num_samples:
+            raise RuntimeError('AWPO needs num_generations completions per prompt, contiguous; this multi-turn '
+                               'scheduler splits trajectories into a variable number of samples.')
+        K = self.num_generations if mode == 'train' else self.num_generations_eval
+        r_out, r_mix = self._awpo_rewards(rewards_per_func)
+        res = awpo_advantages(r_out, r_mix, K, self.awpo_config)
+        if mode == 'train':  # the radius of the training batch just produced (Eq. 29); never set in eval
+            self.epsilon_low = self.epsilon_high = res.clip_eps
+        for key, value in res.metrics().items():
+            self._metrics[mode][key].append(value)
+
+        # ms-swift's own reward metrics, unchanged, so runs stay comparable with stock GRPO.
+        stock = (rewards_per_func * self.reward_weights.unsqueeze(0)).nansum(dim=1)
+        rm = compute_reward_metrics(rewards=stock, rewards_per_func=rewards_per_func,
+                                    reward_func_names=self.reward_func_names, num_generations=K,
+                                    scale_rewards=self.scale_rewards)
+        self._metrics[mode]['reward'].append(rm.reward_mean)
+        self._metrics[mode]['reward_std'].append(rm.reward_std)
+        self._metrics[mode]['frac_reward_zero_std'].append(rm.frac_reward_zero_std)
+        for name in rm.per_func_mean:
+            self._metrics[mode][f'rewards/{name}/mean'].append(rm.per_func_mean[name])
+            self._metrics[mode][f'rewards/{name}/std'].append(rm.per_func_std[name])
+        for i, name in enumerate(self.reward_func_names):
+            self._logs['rewards'][name].extend(rewards_per_func[:, i].tolist())
+        return res.advantages.to(rewards_per_func.device)
+
+    def _compute_loss_and_metrics(self, model, model_inputs, grpo_batch):
+        # Record the radius the clipped objective (Eq. 30) reads right now, next to the one AWPO computed.
+        if self.model.training:
+            self._metrics['train']['awpo/clip_eps_applied'].append(float(self.epsilon_low))
+        return super()._compute_loss_and_metrics(model, model_inputs, grpo_batch)
