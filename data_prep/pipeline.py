@@ -1,0 +1,97 @@
+"""Glue: sample raw rows with a fixed seed, convert + decompose + validate, count skips, write jsonl."""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterator, TextIO
+
+from tqdm import tqdm
+
+from .dialogue import decompose
+from .errors import SCHEMA, BadRow
+from .schema import validate_row
+from .sources import converter
+
+DUPLICATE = 'duplicate dialogue id'
+
+
+class StrictError(RuntimeError):
+    """`--strict`: the first skipped row becomes this error, naming the row."""
+
+
+@dataclass
+class Stats:
+    read: Counter = field(default_factory=Counter)        # source -> raw rows read
+    dialogues: Counter = field(default_factory=Counter)   # source -> dialogues kept
+    written: Counter = field(default_factory=Counter)     # source -> instances written
+    skips: Counter = field(default_factory=Counter)       # (source, reason) -> rows skipped
+    examples: dict = field(default_factory=dict)          # (source, reason) -> first message
+
+    def table(self) -> str:
+        sources = list(dict.fromkeys([*self.read, *(s for s, _ in self.skips)]))
+        lines = [f'{"source":<10} {"rows read":>10} {"dialogues":>10} {"instances":>10} {"skipped":>8}']
+        for s in sources:
+            nskip = sum(n for (src, _), n in self.skips.items() if src == s)
+            lines.append(f'{s:<10} {self.read[s]:>10} {self.dialogues[s]:>10} {self.written[s]:>10} {nskip:>8}')
+        lines.append(f'{"total":<10} {sum(self.read.values()):>10} {sum(self.dialogues.values()):>10} '
+                     f'{sum(self.written.values()):>10} {sum(self.skips.values()):>8}')
+        if self.skips:
+            lines.append('skips by reason and source:')
+            for (s, reason), n in sorted(self.skips.items()):
+                lines.append(f'  {s:<10} {reason:<32} {n:>6}   e.g. {self.examples[(s, reason)][:120]}')
+        return '\n'.join(lines)
+
+
+def sample_order(n: int, count: int | None, seed: int) -> list[int]:
+    """All rows in file order when no count is asked; else a seeded permutation, consumed until `count`
+    dialogues are kept (skipped rows are replaced by the next ones, so counts are met when possible)."""
+    order = list(range(n))
+    if count is not None:
+        random.Random(seed).shuffle(order)
+    return order
+
+
+def convert_source(source: str, raw_rows: list[dict], count: int | None, seed: int, strict: bool,
+                   stats: Stats, progress: bool = True) -> Iterator[dict]:
+    """Yield validated rows of up to `count` dialogues of one source; count skips by reason."""
+    conv = converter(source, seed)
+    seen: set[str] = set()
+    target = len(raw_rows) if count is None else min(count, len(raw_rows))
+    bar = tqdm(total=target, desc=f'{source:<8}', unit='dlg', disable=not progress, leave=False)
+    for index in sample_order(len(raw_rows), count, seed):
+        if stats.dialogues[source] >= target:
+            break
+        stats.read[source] += 1
+        try:
+            dialogue = conv(raw_rows[index], index)
+            if dialogue.dialogue_id in seen:
+                raise BadRow(DUPLICATE, f'{source} row {index}: id {dialogue.dialogue_id!r} seen before')
+            rows = decompose(dialogue)
+            for row in rows:
+                try:
+                    validate_row(row)
+                except ValueError as exc:
+                    raise BadRow(SCHEMA, str(exc)) from None
+        except BadRow as exc:
+            stats.skips[(source, exc.reason)] += 1
+            stats.examples.setdefault(
+                (source, exc.reason), exc.detail if exc.detail.startswith(source) else f'{source} row {index}: {exc.detail}')
+            if strict:
+                raise StrictError(f'{source} row {index}: {exc}') from None
+            continue
+        seen.add(dialogue.dialogue_id)
+        stats.dialogues[source] += 1
+        stats.written[source] += len(rows)
+        bar.update(1)
+        yield from rows
+    bar.close()
+
+
+def write_rows(rows: Iterator[dict], out: TextIO) -> int:
+    n = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False) + '\n')
+        n += 1
+    return n
