@@ -1,0 +1,546 @@
+"""The reasoning reward's judge (paper Sec. 3.2, R^reasoning in [0, 1]; appendix B).
+
+Two backends behind one interface, ``await judge.score(samples) -> [Verdict]``:
+
+* :class:`OpenAIJudge` — any OpenAI-compatible endpoint (vLLM serving Qwen3-235B-A22B in the paper) through
+  ``openai.AsyncOpenAI``. One client per ``score`` call, because ms-swift runs async rewards under a fresh
+  ``asyncio.run`` every step. All samples of a call are judged concurrently under a semaphore
+  (``concurrency``), so a step costs about one round-trip. Each request has a ``timeout``; the whole call a
+  ``batch_deadline``. Retries are the SDK's own (``max_retries``; it backs off on 408/409/429/5xx and honours
+  ``Retry-After``) — there is no second retry layer. A circuit breaker opens after ``breaker_failures``
+  consecutive failed requests and lets one probe through every ``breaker_cooldown`` seconds. Identical
+  requests are judged once (content-hash cache in memory, optionally appended to a JSONL file and reloaded
+  by the next run). ``max_requests`` / ``max_total_tokens`` cap the run's cost; at the cap the judge stops
+  calling, returns no score and says so once.
+* :class:`RubricJudge` — offline and deterministic: an approximation of Figure 2's four weighted dimensions
+  computed from the ground truth, the reference rationale and the completion, snapped to the six tiers.
+  It is NOT an LLM judge, and says so in the logs.
+
+Every failure is ``Verdict(score=None, reason=...)`` (NaN in ms-swift's reward matrix), never 0 and never
+an exception: a missing score makes AWPO fall back to the outcome reward for that group.
+
+Secrets: the API key is read from the environment variable named by ``judge.api_key_env`` when a client is
+built, is never stored on these objects, never logged (error texts are redacted), and never written to
+the cache file (which holds content hashes and scores only).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import openai
+
+from .config import JudgeConfig
+from .judge_prompt import (REPLY_SCHEMA, TIERS, JudgeInput, build_messages, cache_key, cut_reasoning,
+                           parse_reply, snap_to_tier)
+from .rewards import json_equal, pair_calls, parse_completion, parse_ground_truth, render_tool_calls
+
+logger = logging.getLogger('awpo.judge')
+
+# Reasons a request counts against the circuit breaker (the endpoint, not the judge model, failed).
+ENDPOINT_FAILURES = ('timeout', 'connection', 'rate_limited', 'http_5xx', 'http_4xx')
+
+
+class JudgeUnreachable(RuntimeError):
+    """The start-up health check failed (and ``judge.tolerate_unreachable`` is off)."""
+
+
+# ----------------------------------------------------------------------------------------- data
+@dataclass
+class JudgeSample:
+    """One sample to judge: the completion, the dialogue before it and the row's reference data."""
+    completion: str
+    history: List[dict] = field(default_factory=list)
+    ground_truth: Any = '[]'            # JSON string or list of {"name", "arguments"}
+    reference_rationale: str = ''
+    tools: Any = None                   # JSON string or list, as in the dataset's `tools` column
+
+
+@dataclass
+class Verdict:
+    score: Optional[float]              # in [0, 1] (on a tier when snapping), None = no score
+    reason: str                         # 'ok', 'cache', or why there is no score
+    reasoning_cut: bool = False         # the candidate's reasoning exceeded the length budget
+    reasoning_chars: int = 0            # its length before the cut
+
+
+def _as_json_text(value: Any) -> str:
+    if value is None:
+        return '[]'
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # multimodal-style content parts
+        return ''.join(p.get('text', '') if isinstance(p, dict) else str(p) for p in content)
+    return '' if content is None else json.dumps(content, ensure_ascii=False)
+
+
+def split_history(history: Sequence[dict]) -> tuple[str, str]:
+    """(dialogue context, tool outputs) rendered from ms-swift messages (roles system/user/assistant/
+    tool_call/tool_response/tool). Tool outputs are what the tools returned; everything else is context."""
+    context, outputs = [], []
+    for m in history:
+        role = m.get('role', '?')
+        text = _content_text(m.get('content'))
+        if role in ('tool', 'tool_response', 'observation'):
+            outputs.append(text)
+        else:
+            context.append(f'[{role}] {text}')
+    return '\n'.join(context), '\n'.join(outputs)
+
+
+def judge_input(sample: JudgeSample) -> JudgeInput:
+    """Extract what the judge reads from one sample (reasoning via the outcome reward's own parser)."""
+    parsed = parse_completion(sample.completion)
+    if parsed.calls:
+        action = render_tool_calls(parsed.calls)
+    elif parsed.calls == []:
+        action = parsed.answer
+    else:
+        action = sample.completion  # unparseable: show the judge the raw text (fenced like the rest)
+    context, outputs = split_history(sample.history)
+    return JudgeInput(candidate_reasoning=parsed.reasoning, candidate_action=action,
+                      reference_rationale=sample.reference_rationale or '',
+                      ground_truth=_as_json_text(sample.ground_truth), tools=_as_json_text(sample.tools),
+                      dialogue_context=context, tool_outputs=outputs)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _redact(text: str, secret: Optional[str]) -> str:
+    if secret:
+        text = text.replace(secret, '***')
+    return text
+
+
+class _Once:
+    """Log a message once per run per key."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, key: str, level: int, msg: str, *args) -> None:
+        if key not in self.seen:
+            self.seen.add(key)
+            logger.log(level, msg, *args)
+
+
+class DiskCache:
+    """Append-only JSONL of ``{"key": sha256, "score": x}``; a torn last line (killed run) is skipped."""
+
+    def __init__(self, path: Optional[str]):
+        self.path = Path(path) if path else None
+        self.mem: Dict[str, float] = {}
+        if self.path and self.path.is_file():
+            for line in self.path.read_text(encoding='utf-8').splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.mem[rec['key']] = float(rec['score'])
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+            logger.info('[AWPO judge] cache: %d scores loaded from %s', len(self.mem), self.path)
+
+    def get(self, key: str) -> Optional[float]:
+        return self.mem.get(key)
+
+    def put(self, key: str, score: float) -> None:
+        if key in self.mem:
+            return
+        self.mem[key] = score
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, 'a', encoding='utf-8') as f:
+                f.write(json.dumps({'key': key, 'score': score}) + '\n')
+
+
+class CircuitBreaker:
+    """Opens after ``failures`` consecutive endpoint failures; while open, requests are refused; after
+    ``cooldown`` seconds one probe is let through (half-open): success closes it, failure re-opens it."""
+
+    def __init__(self, failures: int, cooldown: float, clock=time.monotonic):
+        self.failures, self.cooldown, self.clock = failures, cooldown, clock
+        self.consecutive = 0
+        self.opened_at: Optional[float] = None
+        self.probing = False
+        self.times_opened = 0
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if not self.probing and self.clock() - self.opened_at >= self.cooldown:
+            self.probing = True
+            return True
+        return False
+
+    def record(self, ok: bool) -> None:
+        if ok:
+            self.consecutive, self.opened_at, self.probing = 0, None, False
+            return
+        self.consecutive += 1
+        if self.probing or (self.opened_at is None and self.consecutive >= self.failures):
+            if self.opened_at is None:
+                self.times_opened += 1
+            self.opened_at, self.probing = self.clock(), False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+
+# ----------------------------------------------------------------------------------------- base
+class BaseJudge:
+    backend = 'base'
+
+    def __init__(self, cfg: JudgeConfig):
+        self.cfg = cfg
+        self.stats: Counter = Counter()  # run totals: samples, missing, per-reason counts, cuts
+        self._once = _Once()
+
+    async def score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+        raise NotImplementedError
+
+    def score_sync(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+        return asyncio.run(self.score(samples))
+
+    def health_check(self) -> None:
+        return None
+
+    def _account(self, verdicts: Sequence[Verdict]) -> None:
+        """Log the missing share of this batch (and the run so far)."""
+        n = len(verdicts)
+        missing = [v.reason for v in verdicts if v.score is None]
+        self.stats['samples'] += n
+        self.stats['missing'] += len(missing)
+        self.stats['reasoning_cut'] += sum(v.reasoning_cut for v in verdicts)
+        for v in verdicts:
+            self.stats['reason.' + v.reason] += 1
+        self.last_missing_share = len(missing) / n if n else 0.0
+        why = ', '.join(f'{k}={c}' for k, c in sorted(Counter(missing).items()))
+        run_share = self.stats['missing'] / max(1, self.stats['samples'])
+        level = logging.WARNING if missing else logging.INFO
+        logger.log(level, '[AWPO judge] %s: %d/%d scores missing (%.1f%%)%s; run: %d/%d missing (%.1f%%)',
+                   self.backend, len(missing), n, 100 * self.last_missing_share, f' [{why}]' if why else '',
+                   self.stats['missing'], self.stats['samples'], 100 * run_share)
+
+
+# ----------------------------------------------------------------------------------------- rubric backend
+_WORD = re.compile(r'\w+', re.U)
+
+
+def _tokens(text: str) -> Counter:
+    return Counter(w.lower() for w in _WORD.findall(text or ''))
+
+
+def rubric_reasoning_path(reasoning: str, reference: str, gold: list) -> float:
+    """Reasoning path (35 %): token-overlap F1 of the candidate's reasoning with the reference rationale.
+
+    Without a reference rationale: the share of the gold trajectory's anchors (tool names, parameter
+    names, string/number values) the reasoning mentions; 1 for a non-empty reasoning when there are none.
+    An empty reasoning has no path: 0."""
+    cand = _tokens(reasoning)
+    if not cand:
+        return 0.0
+    ref = _tokens(reference)
+    if ref:
+        common = sum((cand & ref).values())
+        if not common:
+            return 0.0
+        p, r = common / sum(cand.values()), common / sum(ref.values())
+        return 2 * p * r / (p + r)
+    anchors = set()
+    for g in gold:
+        anchors |= set(_tokens(g['name']))
+        for k, v in g['arguments'].items():
+            anchors |= set(_tokens(k))
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+                anchors |= set(_tokens(str(v)))
+    if not anchors:
+        return 1.0
+    return len(anchors & set(cand)) / len(anchors)
+
+
+def rubric_tool_selection(pred: list, gold: list) -> float:
+    """Tool selection (30 %): Jaccard of the tool-name multisets (coverage and no extras); gold [] -> 1 iff
+    no call. Order is not scored (parallel calls have none)."""
+    if not gold:
+        return 0.0 if pred else 1.0
+    g, p = Counter(c['name'] for c in gold), Counter(c['name'] for c in pred)
+    return sum((g & p).values()) / sum((g | p).values())
+
+
+def rubric_parameters(pred: list, gold: list) -> float:
+    """Parameter setting (25 %): per gold call, exact-value matches (type-strict) over the union of gold and
+    predicted keys of its paired call (same name; 0 if unpaired); mean over gold calls. Gold [] -> 1 iff no
+    call."""
+    if not gold:
+        return 0.0 if pred else 1.0
+    total = 0.0
+    for g, j in zip(gold, pair_calls(pred, gold)):
+        if j is None:
+            continue
+        ga, pa = g['arguments'], pred[j]['arguments']
+        keys = set(ga) | set(pa)
+        if not keys:
+            total += 1.0
+            continue
+        total += sum(1 for k in ga if k in pa and json_equal(ga[k], pa[k])) / len(keys)
+    return total / len(gold)
+
+
+def rubric_execution(pred: list, gold: list) -> float:
+    """Execution strategy (10 %), approximated by the stop condition: as many calls as the gold trajectory
+    (a direct answer when gold is [])."""
+    return 1.0 - abs(len(pred) - len(gold)) / max(len(pred), len(gold), 1)
+
+
+def rubric_score(completion: str, ground_truth: Any, reference_rationale: str, tools: Any = None) -> float:
+    """Deterministic approximation of Figure 2: weighted dimensions, then the hard constraints as caps,
+    then the nearest tier. Hard constraints: a gold tool missing -> at most C (0.50); a tool that is neither
+    in the tool list nor in the gold trajectory (hallucinated) -> at most D (0.25); any parameter deviation
+    on a paired call -> at most B (0.75); calling a tool when a direct answer was due -> at most D."""
+    gold = parse_ground_truth(ground_truth)
+    parsed = parse_completion(completion)
+    pred = parsed.calls or []
+    raw = (0.35 * rubric_reasoning_path(parsed.reasoning, reference_rationale, gold)
+           + 0.30 * rubric_tool_selection(pred, gold)
+           + 0.25 * rubric_parameters(pred, gold)
+           + 0.10 * rubric_execution(pred, gold))
+    cap = 1.0
+    gold_names, pred_names = {c['name'] for c in gold}, {c['name'] for c in pred}
+    if gold_names - pred_names:
+        cap = min(cap, 0.5)
+    known = _tool_names(tools) | gold_names
+    if pred_names - known:
+        cap = min(cap, 0.25)
+    if not gold and pred:
+        cap = min(cap, 0.25)
+    for g, j in zip(gold, pair_calls(pred, gold)):
+        if j is not None and not json_equal(g['arguments'], pred[j]['arguments']):
+            cap = min(cap, 0.75)
+    return snap_to_tier(min(raw, cap))
+
+
+def _tool_names(tools: Any) -> set:
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools) if tools.strip() else []
+        except json.JSONDecodeError:
+            return set()
+    names = set()
+    for t in tools or []:
+        if isinstance(t, dict):
+            fn = t.get('function', t)
+            if isinstance(fn, dict) and isinstance(fn.get('name'), str):
+                names.add(fn['name'])
+    return names
+
+
+class RubricJudge(BaseJudge):
+    """Offline backend: :func:`rubric_score` per sample. Not an LLM judge."""
+    backend = 'rubric'
+
+    def __init__(self, cfg: JudgeConfig):
+        super().__init__(cfg)
+        logger.warning('[AWPO judge] backend=rubric: R_reasoning is a deterministic rule-based APPROXIMATION '
+                       'of the Figure-2 rubric (reasoning overlap with the reference, tool selection, '
+                       'parameters, call count). It is NOT an LLM judge. Set judge.base_url / '
+                       'AWPO_JUDGE_BASE_URL to use one.')
+
+    async def score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+        out = []
+        for s in samples:
+            reasoning = parse_completion(s.completion).reasoning
+            _, cut = cut_reasoning(reasoning, self.cfg.reasoning_budget_chars)
+            out.append(Verdict(rubric_score(s.completion, s.ground_truth, s.reference_rationale, s.tools),
+                               'ok', cut, len(reasoning)))
+        self._account(out)
+        return out
+
+
+# ----------------------------------------------------------------------------------------- openai backend
+class OpenAIJudge(BaseJudge):
+    backend = 'openai'
+
+    def __init__(self, cfg: JudgeConfig):
+        super().__init__(cfg)
+        self.cache = DiskCache(cfg.cache_path)
+        self.breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_cooldown)
+        self.requests_made = 0
+        self.tokens_used = 0
+        openai.AsyncOpenAI(base_url=cfg.base_url, api_key='warm-up').chat.completions  # load the SDK's lazy modules now
+        logger.info('[AWPO judge] backend=openai (LLM judge) model=%s base_url=%s concurrency=%d timeout=%.0fs '
+                    'deadline=%.0fs retries=%d key from $%s (%s)', cfg.model, cfg.base_url, cfg.concurrency,
+                    cfg.timeout, cfg.batch_deadline, cfg.max_retries, cfg.api_key_env,
+                    'set' if cfg.api_key() else 'not set')
+
+    # -------------------------------------------------------------- start-up
+    def health_check(self) -> None:
+        """``GET /models`` once, without retries. Raises :class:`JudgeUnreachable` with what to do, unless
+        ``tolerate_unreachable`` (then a warning; failed requests will simply give no score)."""
+        key = self.cfg.api_key()
+        try:
+            with openai.OpenAI(base_url=self.cfg.base_url, api_key=key or 'EMPTY', max_retries=0,
+                               timeout=min(self.cfg.timeout, 10.0)) as client:
+                served = [m.id for m in client.models.list()]
+            problem = None if self.cfg.model in served else (
+                f'model {self.cfg.model!r} is not served there (served: {", ".join(served) or "none"})')
+        except Exception as e:  # noqa: BLE001 - any failure means "unreachable"
+            status = getattr(e, 'status_code', None)
+            problem = f'{type(e).__name__}{f" (HTTP {status})" if status else ""}'
+        if problem is None:
+            logger.info('[AWPO judge] health check passed: %s serves %s', self.cfg.base_url, self.cfg.model)
+            return
+        msg = (f'AWPO judge endpoint {self.cfg.base_url} failed its start-up health check: '
+               f'{_redact(problem, key)}. Start the judge server (shells/serve_judge.sh), fix judge.base_url / '
+               f'judge.model (or AWPO_JUDGE_BASE_URL / AWPO_JUDGE_MODEL), use judge.backend: rubric for the '
+               f'offline approximation, or set judge.tolerate_unreachable: true to train on regardless '
+               f'(missing judge scores then fall back to the outcome reward).')
+        if not self.cfg.tolerate_unreachable:
+            raise JudgeUnreachable(msg)
+        logger.warning('[AWPO judge] %s [tolerated]', msg)
+
+    # -------------------------------------------------------------- one batch
+    async def score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+        cfg = self.cfg
+        prepared = []  # (messages, key, cut, chars)
+        for s in samples:
+            messages, cut, chars = build_messages(judge_input(s), cfg.reasoning_budget_chars)
+            key = cache_key(cfg.model, messages, cfg.temperature, cfg.max_tokens, cfg.guided_json)
+            prepared.append((messages, key, cut, chars))
+            if cut:
+                self._once('cut', logging.INFO, '[AWPO judge] candidate reasoning longer than %d characters is '
+                           'cut before judging (recorded per sample as reasoning_cut)', cfg.reasoning_budget_chars)
+        results: Dict[str, tuple] = {}
+        unique = {}
+        for messages, key, _, _ in prepared:
+            hit = self.cache.get(key)
+            if hit is not None:
+                results[key] = (hit, 'cache')
+            elif key not in unique:
+                unique[key] = messages
+        if unique:
+            secret = cfg.api_key()
+            client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=secret or 'EMPTY',
+                                        timeout=cfg.timeout, max_retries=cfg.max_retries)
+            sem = asyncio.Semaphore(cfg.concurrency)
+            tasks = {key: asyncio.ensure_future(self._judge_one(client, sem, messages, secret))
+                     for key, messages in unique.items()}
+            try:
+                done, pending = await asyncio.wait(tasks.values(), timeout=cfg.batch_deadline)
+                for t in pending:
+                    t.cancel()
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    self._once('deadline', logging.WARNING, '[AWPO judge] batch deadline of %.0fs reached: '
+                               'unfinished judgments give no score', cfg.batch_deadline)
+                for key, t in tasks.items():
+                    if t in pending or t.cancelled():
+                        results[key] = (None, 'deadline')
+                    elif t.exception() is not None:  # a bug, not an endpoint failure: never crash training
+                        logger.error('[AWPO judge] unexpected error: %s',
+                                     _redact(repr(t.exception())[:300], secret))
+                        results[key] = (None, 'error')
+                    else:
+                        results[key] = t.result()
+            finally:
+                await client.close()
+        out = []
+        for messages, key, cut, chars in prepared:
+            score, reason = results[key]
+            out.append(Verdict(score, reason, cut, chars))
+        self._account(out)
+        return out
+
+    def _ceiling_reached(self) -> Optional[str]:
+        c = self.cfg
+        if c.max_requests is not None and self.requests_made >= c.max_requests:
+            self._once('max_requests', logging.WARNING, '[AWPO judge] request ceiling reached (%d requests): the '
+                       'judge stops calling and gives no score from now on; training goes on', c.max_requests)
+            return 'ceiling'
+        if c.max_total_tokens is not None and self.tokens_used >= c.max_total_tokens:
+            self._once('max_tokens', logging.WARNING, '[AWPO judge] token ceiling reached (%d >= %d tokens): the '
+                       'judge stops calling and gives no score from now on; training goes on',
+                       self.tokens_used, c.max_total_tokens)
+            return 'ceiling'
+        return None
+
+    async def _judge_one(self, client, sem: asyncio.Semaphore, messages: List[dict],
+                         secret: Optional[str]) -> tuple:
+        cfg = self.cfg
+        async with sem:
+            # Checked after the semaphore: queued requests see the breaker / ceiling as it is now.
+            stop = self._ceiling_reached()
+            if stop:
+                return None, stop
+            if not self.breaker.allow():
+                return None, 'breaker_open'
+            self.requests_made += 1  # reserved before the await: the ceiling is exact under concurrency
+            extra: Dict[str, Any] = {}
+            if cfg.guided_json:
+                extra['response_format'] = {'type': 'json_schema', 'json_schema': {
+                    'name': 'judge_score', 'schema': REPLY_SCHEMA, 'strict': True}}
+            try:
+                resp = await client.chat.completions.create(
+                    model=cfg.model, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                    **extra)
+            except openai.APITimeoutError:
+                reason = 'timeout'
+            except openai.APIConnectionError:
+                reason = 'connection'
+            except openai.RateLimitError:
+                reason = 'rate_limited'
+            except openai.APIStatusError as e:
+                reason = 'http_5xx' if e.status_code >= 500 else 'http_4xx'
+                if reason == 'http_4xx':
+                    self._once(f'http{e.status_code}', logging.WARNING, '[AWPO judge] endpoint answered HTTP %d: '
+                               '%s', e.status_code, _redact(str(e)[:200], secret))
+            else:
+                self.breaker.record(True)
+                usage = getattr(resp, 'usage', None)
+                if usage is not None and getattr(usage, 'total_tokens', None):
+                    self.tokens_used += int(usage.total_tokens)
+                try:
+                    text = resp.choices[0].message.content
+                except (AttributeError, IndexError, TypeError):
+                    text = None
+                score, reason = parse_reply(text, snap=cfg.snap_to_tier)
+                if score is not None:
+                    self.cache.put(self._key_of(messages), score)
+                return score, reason
+            was_open = self.breaker.is_open
+            self.breaker.record(False)
+            if self.breaker.is_open and not was_open:
+                logger.warning('[AWPO judge] circuit breaker OPEN after %d consecutive failures (last: %s): no '
+                               'requests for %.0fs, then one probe', cfg.breaker_failures, reason,
+                               cfg.breaker_cooldown)
+            return None, reason
+
+    def _key_of(self, messages: List[dict]) -> str:
+        c = self.cfg
+        return cache_key(c.model, messages, c.temperature, c.max_tokens, c.guided_json)
+
+    def _account(self, verdicts: Sequence[Verdict]) -> None:
+        super()._account(verdicts)
+        self.stats['requests'] = self.requests_made
+        self.stats['tokens'] = self.tokens_used
+
+
+def make_judge(cfg: JudgeConfig) -> BaseJudge:
+    """The backend named by ``cfg.resolved_backend`` (auto: openai if base_url is set, else rubric)."""
+    cfg.validate()
+    return OpenAIJudge(cfg) if cfg.resolved_backend == 'openai' else RubricJudge(cfg)
+
+
+__all__ = ['JudgeSample', 'Verdict', 'BaseJudge', 'OpenAIJudge', 'RubricJudge', 'make_judge', 'rubric_score',
+           'JudgeUnreachable', 'CircuitBreaker', 'DiskCache', 'TIERS']
