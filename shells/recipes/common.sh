@@ -1,0 +1,102 @@
+# shellcheck shell=bash disable=SC2034
+# Settings shared by EVERY method (sourced by shells/train.sh). One place, so the comparison is fair.
+#
+# The paper (Sec. 4.1) states the data mix, the rationale models, the judge (Qwen3-235B-A22B), the
+# backbones and the frameworks (ms-swift, verl). It states no optimiser, batch, rollout or length
+# setting. Each value below is chosen once, with its reason, and used unchanged by all RL methods
+# (AWPO, its ablations, GRPO/ToolRL, Dr.GRPO, DAPO, Mixed-reward GRPO, the GRPO stage of SFT+GRPO).
+# A method file (shells/recipes/METHOD.sh) adds only the switches that define that method.
+
+# ---------------------------------------------------------------- data (paper Sec. 4.1)
+# ToolACE 2k, Hammer (masked) 1k, xLAM multi-turn 11k, xLAM single-turn 30k, decomposed SWiRL-style into
+# one instance per assistant step by data_prep.
+TRAIN_SOURCES="toolace:2000,hammer:1000,xlam_mt:11000,xlam:30000"
+TRAIN_DATA=data/awpo_train.jsonl            # messages, tools, ground_truth, reference_rationale
+RATIONALE_DATA=data/awpo_train_rationales.jsonl
+SFT_DATA=data/awpo_sft.jsonl                 # the same instances as SFT rows (target = the gold action)
+# The paper uses GLM-4.6 and GPT-4o for reference rationales; one model keeps the rationale style uniform.
+RATIONALE_MODEL=gpt-4o
+
+# ---------------------------------------------------------------- RL: batch and rollouts
+# G = 8 completions per prompt: the usual GRPO group size (DeepSeekMath, DAPO use 8-16); with outcome
+#   rewards on [0, 2] a group of 8 leaves enough room for dispersion that AWPO's gate (Eq. 24) is informative.
+NUM_GENERATIONS=8
+# 32 prompts x 8 = 256 completions per optimiser step, split over the GPUs by gradient accumulation
+#   (train.sh computes it), so the step is the same on 8 or 16 GPUs.
+PROMPTS_PER_STEP=32
+COMPLETIONS_PER_STEP=$((PROMPTS_PER_STEP * NUM_GENERATIONS))
+PER_DEVICE_BATCH=4             # completions per GPU per micro-step (80 GB cards; see MEM_PROFILE)
+# 500 steps x 32 prompts = 16k prompts, ~1/3 of an epoch of the 44k-instance mix: the paper's curves
+#   (Figure 1) flatten well before that, and every method gets exactly the same number of updates.
+MAX_STEPS=500
+SAVE_STEPS=100
+SEED=42
+
+# ---------------------------------------------------------------- RL: optimiser and objective
+# Full-parameter training: the baselines of the paper (ToolRL, Dr.GRPO, DAPO) are full-parameter methods.
+TUNER_TYPE=full
+# 1e-6 constant after a 2 % warm-up: the value ToolRL and DAPO use for Qwen models of this size.
+LEARNING_RATE=1e-6
+WARMUP_RATIO=0.02
+LR_SCHEDULER=constant_with_warmup
+# No KL term (beta 0): DAPO and Dr.GRPO drop it by definition; using 0 for all keeps the objectives
+#   comparable and saves a reference copy of the model on every GPU.
+BETA=0.0
+# PPO/GRPO clip radius 0.2: the usual value; AWPO's eps_max (shells/configs/awpo.yaml) is the same 0.2,
+#   so AWPO only ever tightens it (Eq. 29). DAPO raises the upper side only (its recipe).
+EPSILON=0.2
+
+# ---------------------------------------------------------------- RL: lengths and sampling
+# Prompt budget 4096 tokens: a multi-turn instance carries the tool schemas and earlier turns (xLAM-MT
+#   dialogues reach ~3k tokens); longer prompts are truncated from the left (ms-swift's GRPO default).
+MAX_LENGTH=4096
+# 1024 new tokens: room for a Qwen3 <think> block plus several tool calls; the value ToolRL uses.
+MAX_COMPLETION_LENGTH=1024
+# Sampling at temperature 1.0, top_p 1.0: unbiased samples of the policy (what the PPO ratio assumes).
+TEMPERATURE=1.0
+TOP_P=1.0
+
+# ---------------------------------------------------------------- judge (AWPO, its ablations, Mixed-reward GRPO)
+# Judge model of the paper; served by shells/serve_judge.sh on its own node. Greedy (temperature 0),
+# at most 32 new tokens, guided JSON {"score": x}, thinking off: see shells/configs/awpo.yaml.
+JUDGE_MODEL=Qwen/Qwen3-235B-A22B
+JUDGE_PORT=8000
+
+# ---------------------------------------------------------------- SFT (the SFT and SFT+GRPO rows)
+# One epoch over the same instances, lr 1e-5 (ms-swift's full-parameter default), 128 rows per step.
+SFT_LEARNING_RATE=1e-5
+SFT_EPOCHS=1
+SFT_ROWS_PER_STEP=128
+SFT_PER_DEVICE_BATCH=4
+
+# ---------------------------------------------------------------- backbones and their hardware
+# model_settings MODEL sets MODEL_ID and how the run is laid out on GPUs (ms-swift switches).
+#   ROLLOUT=colocate: vLLM inside the training processes (one node of 8 x 80 GB), ZeRO-3.
+#   ROLLOUT=server:   vLLM in its own process group started by shells/serve_rollout.sh (`swift rollout`)
+#                     on its own node, weights synced from the trainer; used for the 8B model, whose
+#                     rollouts (thinking on, 256 x up to 1024 tokens) dominate the step time.
+model_settings() {
+  case "$1" in
+    qwen3-1.7b) MODEL_ID=Qwen/Qwen3-1.7B;             ROLLOUT=colocate; VLLM_GPU_MEM=0.4 ;;
+    qwen3-4b)   MODEL_ID=Qwen/Qwen3-4B-Instruct-2507; ROLLOUT=colocate; VLLM_GPU_MEM=0.5 ;;
+    qwen3-8b)   MODEL_ID=Qwen/Qwen3-8B;               ROLLOUT=server;   VLLM_GPU_MEM=0.9 ;;
+    *) return 1 ;;
+  esac
+  GPUS_PER_NODE=${NPROC_PER_NODE:-8}
+  DEEPSPEED=zero3
+}
+MODELS="qwen3-1.7b qwen3-4b qwen3-8b"
+
+# ---------------------------------------------------------------- memory profiles for smaller cards
+# MEM_PROFILE=80g (default) | 40g | 24g. Each step down halves the micro-batch (gradient accumulation
+# doubles, so the optimiser step is unchanged), gives vLLM less memory and offloads more.
+mem_profile_args() {
+  case "${MEM_PROFILE:-80g}" in
+    80g) MEM_ARGS=(--sleep_level 1) ;;
+    40g) PER_DEVICE_BATCH=2; VLLM_GPU_MEM=0.3
+         MEM_ARGS=(--sleep_level 2 --offload_model true --offload_optimizer true) ;;
+    24g) PER_DEVICE_BATCH=1; VLLM_GPU_MEM=0.25; DEEPSPEED=zero3_offload
+         MEM_ARGS=(--sleep_level 2 --offload_model true --offload_optimizer true --vllm_enforce_eager true) ;;
+    *) return 1 ;;
+  esac
+}

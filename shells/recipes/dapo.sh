@@ -1,0 +1,19 @@
+# shellcheck shell=bash disable=SC2034
+# Sourced by shells/train.sh after common.sh. Only the switches that define this method live here.
+# METHOD_KIND rl|sft; METHOD_PLUGIN the --external_plugins file; METHOD_REWARDS the --reward_funcs;
+# METHOD_ARGS extra ms-swift switches; METHOD_AWPO_CONFIG the AWPO_CONFIG file (AWPO settings + judge);
+# METHOD_NEEDS_JUDGE 1 if a reward calls the LLM judge; METHOD_INIT base|sft (policy start point).
+
+# DAPO (Yu et al. 2025), all ms-swift switches: decoupled clip (eps_low 0.2 from common.sh, eps_high 0.28),
+# dynamic sampling (regroup away zero-variance groups), token-level loss ("dapo"), overlong filtering
+# (truncated samples masked) and the soft overlong punishment reward (ms-swift "soft_overlong": linear
+# penalty over the last soft_cache_length tokens before max_completion_length). DAPO's cache is 1/5 of
+# its length budget (4096 of 20480); 1/5 of our 1024 is 205, rounded up to 256.
+METHOD_KIND=rl
+METHOD_PLUGIN=plugin/awpo_rewards.py
+METHOD_REWARDS=(awpo_format awpo_exec soft_overlong)
+METHOD_ARGS=(--loss_type dapo --epsilon_high 0.28 --dynamic_sample true --max_resample_times 3
+             --overlong_filter true --soft_cache_length 256)
+METHOD_AWPO_CONFIG=
+METHOD_NEEDS_JUDGE=0
+METHOD_INIT=base

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Train one method on one backbone with the shared recipe:
+#   bash shells/train.sh [--dry-run] METHOD MODEL [-- extra ms-swift flags]
+# METHOD: awpo grpo dr_grpo dapo mixed_grpo sft sft_grpo awpo_no_difficulty awpo_no_gating awpo_no_clip
+# MODEL:  qwen3-1.7b qwen3-4b qwen3-8b (GPU recipes) | smollm2 (CPU, the demo's small model)
+# Settings: shells/recipes/common.sh (shared by all methods) + shells/recipes/METHOD.sh (the method's switches).
+# Output: RUNS_DIR/MODEL/METHOD (RUNS_DIR default runs/); the trained model's folder is written to
+# OUTPUT/FINAL. A finished run (OUTPUT/DONE) is skipped unless FORCE=1; an interrupted one resumes from
+# its last checkpoint.
+# Environment: RUNS_DIR, FORCE, MEM_PROFILE (80g|40g|24g), NPROC_PER_NODE (default 8), NNODES, NODE_RANK,
+#   MASTER_ADDR, MASTER_PORT (multi-node: run the same command on every node), ROLLOUT_HOST/ROLLOUT_PORT
+#   (8B: where shells/serve_rollout.sh runs), AWPO_JUDGE_BASE_URL (judge methods on GPUs),
+#   CPU model only: CPU_STEPS (default 4), CPU_DATA (default the full training file).
+set -euo pipefail
+# shellcheck source=shells/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+POS=(); EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    -h|--help) usage ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) POS+=("$1") ;;
+  esac
+  shift
+done
+[ ${#POS[@]} -eq 2 ] || usage
+METHOD=${POS[0]}; MODEL=${POS[1]}
+export DRY_RUN
+
+RECIPES=$REPO_ROOT/shells/recipes
+[ -f "$RECIPES/$METHOD.sh" ] && [ "$METHOD" != common ] || die "unknown METHOD '$METHOD' (see $RECIPES/)"
+# shellcheck source=shells/recipes/common.sh
+source "$RECIPES/common.sh"
+# shellcheck source=shells/recipes/awpo.sh
+source "$RECIPES/$METHOD.sh"
+
+RUNS_DIR=${RUNS_DIR:-runs}
+OUT=$RUNS_DIR/$MODEL/$METHOD
+MODEL_ARGS=(); INFRA_ARGS=(); LAUNCH_ENV=(); MEM_ARGS=()
+
+if [ "$MODEL" = smollm2 ]; then
+  # The CPU backbone (SmolLM2-135M-Instruct): the same recipe scaled to 2 cores. What changes, and why:
+  # LoRA (full fine-tuning of 135M params on CPU is 3x slower per step), G = 4 and 64 new tokens
+  # (~17 s a step), one prompt per step, a LoRA learning rate, no vLLM / DeepSpeed.
+  if [ "$DRY_RUN" = 1 ] && [ ! -d "${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}" ]; then
+    MODEL_ID=${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}
+  else
+    MODEL_ID=$(cd "$REPO_ROOT" && python -m plugin.smollm2 | tail -n 1)
+  fi
+  MODEL_ARGS=(--model_type llama --template chatml --torch_dtype float32 --check_model false)
+  TUNER_TYPE=lora; LEARNING_RATE=1e-4; SFT_LEARNING_RATE=1e-4; NUM_GENERATIONS=4; PROMPTS_PER_STEP=1
+  COMPLETIONS_PER_STEP=4; PER_DEVICE_BATCH=4; MAX_STEPS=${CPU_STEPS:-4}; SAVE_STEPS=$MAX_STEPS
+  MAX_LENGTH=2048; MAX_COMPLETION_LENGTH=64; WARMUP_RATIO=0.0; LR_SCHEDULER=constant
+  SFT_ROWS_PER_STEP=4; SFT_PER_DEVICE_BATCH=4; SFT_EPOCHS=1
+  TRAIN_DATA=${CPU_DATA:-$TRAIN_DATA}; RATIONALE_DATA=$TRAIN_DATA; SFT_DATA=${CPU_SFT_DATA:-$SFT_DATA}
+  INFRA_ARGS=(--dataloader_num_workers 0 --dataset_num_proc 1 --report_to none)
+  WORLD=1
+else
+  model_settings "$MODEL" || die "unknown MODEL '$MODEL' (one of: $MODELS smollm2)"
+  mem_profile_args || die "unknown MEM_PROFILE '${MEM_PROFILE}' (80g, 40g or 24g)"
+  NNODES=${NNODES:-1}
+  WORLD=$((GPUS_PER_NODE * NNODES))
+  MODEL_ARGS=(--torch_dtype bfloat16)
+  INFRA_ARGS=(--deepspeed "$DEEPSPEED" --dataloader_num_workers 4 --dataset_num_proc 8 --report_to tensorboard)
+  LAUNCH_ENV=(NPROC_PER_NODE="$GPUS_PER_NODE")
+  if [ "$NNODES" -gt 1 ]; then
+    LAUNCH_ENV+=(NNODES="$NNODES" NODE_RANK="${NODE_RANK:?set NODE_RANK on every node}"
+                 MASTER_ADDR="${MASTER_ADDR:?set MASTER_ADDR}" MASTER_PORT="${MASTER_PORT:-29500}")
+  fi
+fi
+
+# Gradient accumulation so that one optimiser step always sees COMPLETIONS_PER_STEP completions (RL) or
+# SFT_ROWS_PER_STEP rows (SFT), whatever the number of GPUs.
+accum() {  # accum TOTAL PER_DEVICE
+  local per_step=$(($2 * WORLD))
+  [ $(($1 % per_step)) -eq 0 ] || die "$1 per step is not a multiple of $2 x $WORLD GPUs; change PER_DEVICE_BATCH"
+  echo $(($1 / per_step))
+}
+
+# A finished run is skipped; an interrupted one resumes.
+if [ -f "$OUT/DONE" ] && [ "${FORCE:-0}" != 1 ]; then
+  say "$METHOD on $MODEL already done: $(cat "$OUT/FINAL" 2>/dev/null || echo "$OUT") (FORCE=1 to retrain)"
+  exit 0
+fi
+RESUME=()
+last_ckpt=$(find "$OUT" -maxdepth 1 -name "checkpoint-*" 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -n "$last_ckpt" ]; then
+  say "resuming from $last_ckpt"
+  RESUME=(--resume_from_checkpoint "$last_ckpt")
+fi
+
+# Policy start point: the base model, or the SFT run of the same backbone (SFT+GRPO).
+START=$MODEL_ID
+if [ "$METHOD_INIT" = sft ]; then
+  sft_out=$RUNS_DIR/$MODEL/sft
+  if [ ! -f "$sft_out/DONE" ]; then
+    say "SFT+GRPO needs the SFT run of $MODEL first"
+    dry=(); [ "$DRY_RUN" = 1 ] && dry=(--dry-run)
+    bash "$REPO_ROOT/shells/train.sh" "${dry[@]}" sft "$MODEL"
+  fi
+  START=$(cat "$sft_out/FINAL" 2>/dev/null || echo "$sft_out/last")
+  [ "$TUNER_TYPE" = lora ] && [ "$MODEL" = smollm2 ] && START=$sft_out/merged
+fi
+
+COMMON_OUT=(--output_dir "$OUT" --add_version false --create_checkpoint_symlink true
+            --save_steps "$SAVE_STEPS" --save_total_limit 2 --logging_steps 1 --seed "$SEED"
+            --split_dataset_ratio 0 --tuner_type "$TUNER_TYPE")
+
+if [ "$METHOD_KIND" = sft ]; then
+  GAS=$(accum "$SFT_ROWS_PER_STEP" "$SFT_PER_DEVICE_BATCH")
+  CMD=(swift sft --model "$START" "${MODEL_ARGS[@]}" --agent_template hermes
+       --dataset "$SFT_DATA" --num_train_epochs "$SFT_EPOCHS" --learning_rate "$SFT_LEARNING_RATE"
+       --per_device_train_batch_size "$SFT_PER_DEVICE_BATCH" --gradient_accumulation_steps "$GAS"
+       --max_length "$((MAX_LENGTH + MAX_COMPLETION_LENGTH))" --warmup_ratio 0.03
+       "${COMMON_OUT[@]}" "${INFRA_ARGS[@]}")
+  [ "$MODEL" = smollm2 ] && CMD+=(--max_steps "$MAX_STEPS")
+  RUN_ENV=("${LAUNCH_ENV[@]}")
+else
+  GAS=$(accum "$COMPLETIONS_PER_STEP" "$PER_DEVICE_BATCH")
+  CMD=(swift rlhf --rlhf_type grpo --model "$START" "${MODEL_ARGS[@]}" --agent_template hermes
+       --external_plugins "$METHOD_PLUGIN" --reward_funcs "${METHOD_REWARDS[@]}"
+       --dataset "$RATIONALE_DATA"
+       --num_generations "$NUM_GENERATIONS" --per_device_train_batch_size "$PER_DEVICE_BATCH"
+       --gradient_accumulation_steps "$GAS" --max_steps "$MAX_STEPS"
+       --learning_rate "$LEARNING_RATE" --warmup_ratio "$WARMUP_RATIO" --lr_scheduler_type "$LR_SCHEDULER"
+       --beta "$BETA" --epsilon "$EPSILON"
+       --max_length "$MAX_LENGTH" --max_completion_length "$MAX_COMPLETION_LENGTH"
+       --temperature "$TEMPERATURE" --top_p "$TOP_P" --log_completions true
+       "${METHOD_ARGS[@]}" "${COMMON_OUT[@]}" "${INFRA_ARGS[@]}")
+  if [ "$MODEL" != smollm2 ]; then
+    if [ "$ROLLOUT" = colocate ]; then
+      CMD+=(--use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization "$VLLM_GPU_MEM"
+            --vllm_max_model_len "$((MAX_LENGTH + MAX_COMPLETION_LENGTH))" "${MEM_ARGS[@]}")
+    else
+      CMD+=(--use_vllm true --vllm_mode server --vllm_server_host "${ROLLOUT_HOST:-ROLLOUT_NODE}"
+            --vllm_server_port "${ROLLOUT_PORT:-8001}" --vllm_server_timeout 600)
+      for a in "${MEM_ARGS[@]}"; do [ "$a" = --offload_optimizer ] && CMD+=(--offload_optimizer true); done
+      [ -n "${ROLLOUT_HOST:-}" ] || [ "$DRY_RUN" = 1 ] ||
+        die "$MODEL rolls out on a vLLM server: start shells/serve_rollout.sh $MODEL on a node and set ROLLOUT_HOST"
+    fi
+  fi
+  RUN_ENV=("${LAUNCH_ENV[@]}")
+  if [ -n "$METHOD_AWPO_CONFIG" ]; then
+    RUN_ENV+=(AWPO_CONFIG="$METHOD_AWPO_CONFIG")
+  fi
+  if [ "$METHOD_NEEDS_JUDGE" = 1 ]; then
+    RUN_ENV+=(AWPO_JUDGE_CACHE_PATH="$OUT/judge_cache.jsonl")
+    if [ "$MODEL" != smollm2 ]; then
+      # A paper-scale run must not silently fall back to the offline rubric judge.
+      if [ -z "${AWPO_JUDGE_BASE_URL:-}" ] && [ "$DRY_RUN" != 1 ]; then
+        die "$METHOD calls the LLM judge: start shells/serve_judge.sh on the judge node and set AWPO_JUDGE_BASE_URL=http://HOST:$JUDGE_PORT/v1"
+      fi
+      RUN_ENV+=(AWPO_JUDGE_BASE_URL="${AWPO_JUDGE_BASE_URL:-http://JUDGE_NODE:$JUDGE_PORT/v1}")
+    fi
+  fi
+fi
+CMD+=("${RESUME[@]}" "${EXTRA[@]}")
+
+say "$METHOD on $MODEL ($MODEL_ID, ${WORLD} process(es), accumulation $GAS) -> $OUT"
+[ "$DRY_RUN" = 1 ] || mkdir -p "$OUT"
+run "${RUN_ENV[@]}" "${CMD[@]}"
+
+FINAL=$OUT/last
+if [ "$TUNER_TYPE" = lora ]; then
+  # Evaluation reads a plain model folder: merge the LoRA adapter into the base weights (ms-swift export).
+  FINAL=$OUT/merged
+  run swift export --adapters "$OUT/last" --merge_lora true --output_dir "$FINAL" --exist_ok true
+fi
+if [ "$DRY_RUN" != 1 ]; then
+  [ -e "$FINAL" ] || die "training ended but $FINAL is missing"
+  echo "$FINAL" > "$OUT/FINAL"
+  date -u +%FT%TZ > "$OUT/DONE"
+  say "done in $(elapsed): model $FINAL, logs $OUT/logging.jsonl"
+fi
