@@ -1,0 +1,380 @@
+"""Outcome reward (paper Eqs. 14-19): hand-computed values, parser edge cases, ms-swift glue."""
+from __future__ import annotations
+
+import json
+import random
+from fractions import Fraction
+from itertools import permutations
+
+import pytest
+
+from plugin.rewards import (exec_score, exec_terms, format_score, json_equal, outcome_scores, pair_calls,
+                            parse_completion, parse_ground_truth, render_tool_calls)
+
+
+def call(name, **arguments):
+    return {'name': name, 'arguments': arguments}
+
+
+def block(obj) -> str:
+    return f'<tool_call>\n{json.dumps(obj)}\n</tool_call>'
+
+
+# ------------------------------------------------------------------ Eqs. 16-19, hand computed
+
+def test_every_exec_term_by_hand():
+    gold = [call('search', q='cats', limit=5), call('weather', city='Paris')]
+    pred = [call('search', q='cats', limit='5', lang='en'), call('translate', text='x')]
+    r_name, r_para, r_value, denom = exec_terms(pred, gold)
+    # Eq. 16: N_T = {search, weather}, N_P = {search, translate}: |&| = 1, |U| = 3
+    assert r_name == pytest.approx(1 / 3)
+    # Eq. 17: search: {q, limit} vs {q, limit, lang} -> 2/3; weather: no predicted call -> 0
+    assert r_para == pytest.approx(2 / 3)
+    # Eq. 18: q "cats" == "cats" -> 1; limit 5 vs "5" -> 0 (type-strict); weather.city -> 0
+    assert r_value == 1
+    # Eq. 19: 1 + |T| + sum |v(T_i)| = 1 + 2 + (2 + 1) = 6
+    assert denom == 6
+    # S_exec = (1/3 + 2/3 + 1) / 6 = 1/3
+    assert exec_score(pred, gold) == pytest.approx(1 / 3)
+
+
+def test_perfect_prediction_scores_one_and_order_does_not_matter():
+    gold = [call('a', x=1, y=[1, 2]), call('b'), call('c', s='t')]
+    assert exec_score(gold, gold) == 1.0
+    for perm in permutations(gold):
+        assert exec_score(list(perm), gold) == 1.0
+
+
+def test_missing_parameter_and_extra_call():
+    gold = [call('f', a=1, b=2)]
+    pred = [call('f', a=1), call('g')]
+    # r_name = |{f}| / |{f, g}| = 1/2; r_para = |{a}| / |{a, b}| = 1/2; r_value = 1 (a); denom = 1 + 1 + 2 = 4
+    # S_exec = (1/2 + 1/2 + 1) / 4 = 1/2
+    assert exec_score(pred, gold) == pytest.approx(0.5)
+
+
+def test_argument_free_calls_match_fully():
+    # Eq. 17 with two empty parameter sets: 0/0 is taken as 1 (the calls agree)
+    # r_name = 1, r_para = 1, r_value = 0, denom = 1 + 1 + 0 = 2 -> 1
+    assert exec_score([call('now')], [call('now')]) == 1.0
+    # gold has no parameters, prediction invents one: r_para = 0/1 -> (1 + 0 + 0) / 2
+    assert exec_score([call('now', tz='UTC')], [call('now')]) == 0.5
+
+
+def test_gold_empty_means_text_answer():
+    assert exec_score([], []) == 1.0
+    assert exec_score([call('f')], []) == 0.0
+    assert exec_score(None, []) == 0.0  # unparseable output
+    assert outcome_scores('<think>easy</think>\n\nThe answer is 4.', '[]') == (1.0, 1.0)
+    assert outcome_scores(block(call('f')), '[]') == (1.0, 0.0)
+
+
+def test_unparseable_output_scores_zero_exec():
+    assert exec_score(None, [call('f', a=1)]) == 0.0
+    assert outcome_scores('<tool_call>\n{"name": "f", "arguments": {"a": 1}\n</tool_call>', '[{"name": "f", '
+                          '"arguments": {"a": 1}}]') == (0.0, 0.0)
+
+
+# ------------------------------------------------------------------ duplicate names
+
+def test_duplicate_names_take_the_best_pairing_not_the_greedy_one():
+    gold = [call('f', a=1), call('f', a=1, b=2)]
+    pred = [call('f', a=1, b=2), call('f', a=1, b=3)]
+    # pair scores (r_para + r_value):
+    #   gold0 vs pred0: {a} vs {a,b} = 1/2, a equal -> 1.5 ; gold0 vs pred1: 1/2 + 1 = 1.5 (tie)
+    #   gold1 vs pred0: 1 + 2 = 3                          ; gold1 vs pred1: 1 + 1 = 2
+    # greedy in gold order: gold0 -> pred0 (tie, first), gold1 -> pred1: 1.5 + 2 = 3.5
+    # best: gold0 -> pred1, gold1 -> pred0: 1.5 + 3 = 4.5
+    assert pair_calls(pred, gold) == [1, 0]
+    # r_name = 1, r_para = 1/2 + 1, r_value = 1 + 2, denom = 1 + 2 + 3 = 6 -> 5.5 / 6
+    assert exec_score(pred, gold) == pytest.approx(5.5 / 6)
+    # the pairing is a maximum, so the score does not depend on the order of either list
+    for g in permutations(gold):
+        for p in permutations(pred):
+            assert exec_score(list(p), list(g)) == pytest.approx(5.5 / 6)
+
+
+def test_more_gold_than_predicted_calls_of_a_name():
+    gold = [call('f', a=1), call('f', a=2)]
+    pred = [call('f', a=2)]
+    # pred pairs with gold1: r_name = 1, r_para = 0 + 1, r_value = 0 + 1, denom = 1 + 2 + 2 = 5 -> 3/5
+    assert pair_calls(pred, gold) == [None, 0]
+    assert exec_score(pred, gold) == pytest.approx(3 / 5)
+
+
+def test_extra_duplicate_predictions_only_cost_through_unpaired_nothing():
+    # Eqs. 16-18 sum over gold calls and name *sets*: a repeated predicted call is not penalised
+    assert exec_score([call('f', a=1), call('f', a=1)], [call('f', a=1)]) == 1.0
+
+
+def test_large_duplicate_groups_fall_back_to_greedy_deterministically():
+    gold = [call('f', i=i) for i in range(8)]
+    pred = [call('f', i=i) for i in reversed(range(8))]
+    assert exec_score(pred, gold) == 1.0  # greedy finds the exact matches here
+    assert pair_calls(pred, gold) == list(reversed(range(8)))
+
+
+# ------------------------------------------------------------------ type-strict values
+
+@pytest.mark.parametrize('a,b,equal', [
+    (1, 1.0, True),  # one JSON number type
+    (1, '1', False), (1, True, False), (0, False, False), (True, True, True), (None, 0, False),
+    (None, None, True), ('Paris', 'paris', False), ([1, 2], [2, 1], False), ([1, 2], [1, 2.0], True),
+    ({'a': [1, {'b': True}]}, {'a': [1.0, {'b': True}]}, True), ({'a': 1}, {'a': 1, 'b': 2}, False),
+    ({'a': True}, {'a': 1}, False), ([], {}, False), ('', None, False),
+])
+def test_json_equal_is_type_strict(a, b, equal):
+    assert json_equal(a, b) is equal
+    assert json_equal(b, a) is equal
+
+
+def test_nested_and_list_values():
+    gold = [call('query', filters={'tags': ['a', 'b'], 'min': 1}, ids=[1, 2])]
+    pred = [call('query', filters={'min': 1.0, 'tags': ['a', 'b']}, ids=[2, 1])]
+    # r_name = 1, r_para = 1, r_value = 1 (filters equal as objects) + 0 (ids: lists are ordered); denom 4
+    assert exec_score(pred, gold) == pytest.approx(3 / 4)
+
+
+def test_bool_is_not_a_number_in_exec():
+    # r_name 1 + r_para 1 + r_value 0, denom 3
+    assert exec_score([call('f', flag=1)], [call('f', flag=True)]) == pytest.approx(2 / 3)
+
+
+# ------------------------------------------------------------------ parser (Eq. 15)
+
+QWEN3 = ('<think>\nThe user wants the weather in Paris.\n</think>\n\n'
+         '<tool_call>\n{"name": "weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+         '<tool_call>\n{"name": "time", "arguments": {"tz": "CET"}}\n</tool_call>\n')
+
+
+def test_qwen3_whitespace_is_free():
+    p = parse_completion(QWEN3)
+    assert p.format_ok and p.error is None
+    assert p.reasoning == 'The user wants the weather in Paris.'
+    assert p.calls == [call('weather', city='Paris'), call('time', tz='CET')]
+    spaced = QWEN3.replace('</tool_call>\n<tool_call>', '</tool_call>\n\n  \n<tool_call>')
+    assert parse_completion('\n  ' + spaced + '\n\n').calls == p.calls
+    assert format_score(spaced) == 1.0
+
+
+def test_prefilled_think_and_free_text_reasoning():
+    p = parse_completion('I should look it up.\n</think>\n\n' + block(call('f')))
+    assert p.format_ok and p.reasoning == 'I should look it up.' and p.calls == [call('f')]
+    p = parse_completion('Let me check.\n' + block(call('f', a=1)))
+    assert p.format_ok and p.reasoning == 'Let me check.' and p.calls == [call('f', a=1)]
+    p = parse_completion('Just the answer: 42.')
+    assert p.format_ok and p.calls == [] and p.answer == 'Just the answer: 42.'
+    assert p.reasoning == 'Just the answer: 42.'
+
+
+def test_parameters_synonym_and_string_arguments():
+    p = parse_completion(block({'name': 'f', 'parameters': {'x': 1}}))
+    assert p.format_ok and p.calls == [call('f', x=1)]
+    p = parse_completion(block({'name': 'f', 'arguments': json.dumps({'x': [1, {'y': None}]})}))
+    assert p.format_ok and p.calls == [call('f', x=[1, {'y': None}])]
+    p = parse_completion(block({'name': 'f'}))  # no arguments at all
+    assert p.format_ok and p.calls == [call('f')]
+
+
+@pytest.mark.parametrize('text,why', [
+    ('<tool_call>\n{"name": "f", "arguments": {"x": 1}\n</tool_call>', 'not valid JSON'),
+    ('<tool_call>\n["f", {}]\n</tool_call>', 'JSON object'),
+    ('<tool_call>\n{"name": 3, "arguments": {}}\n</tool_call>', 'name'),
+    ('<tool_call>\n{"arguments": {}}\n</tool_call>', 'name'),
+    ('<tool_call>\n{"name": "f", "arguments": [1]}\n</tool_call>', 'JSON object'),
+    ('<tool_call>\n{"name": "f", "arguments": "{oops"}\n</tool_call>', 'not valid JSON'),
+    (block(call('f')) + '\n<tool_call>\n{"name": "g", \n</tool_call>', 'block 1'),
+    ('<think>\nlet me think <tool_call>{"name": "f"}</tool_call>', 'unclosed <think>'),
+    (block(call('f')) + '\n<tool_call>\n{"name": "g", "arguments": {}}', 'unclosed <tool_call>'),
+    ('<tool_call>\n<tool_call>\n{"name": "g"}\n</tool_call>', '<tool_call>'),
+    ('{"name": "g"}\n</tool_call>', 'stray </tool_call>'),
+    (block(call('f')) + '\n</tool_call>', 'stray </tool_call>'),
+    ('', 'empty answer'),
+    ('<think>only thoughts</think>\n\n', 'empty answer'),
+])
+def test_unparseable_outputs(text, why):
+    p = parse_completion(text)
+    assert p.format_ok is False and p.calls is None
+    assert why in p.error
+    assert outcome_scores(text, [call('f')]) == (0.0, 0.0)
+    assert outcome_scores(text, []) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize('text,why', [
+    (block(call('f', a=1)) + '\nand then\n' + block(call('g')), 'text between tool_call blocks'),
+    (block(call('f', a=1)) + '\n' + block(call('g')) + '\nDone!', 'text after the last tool_call block'),
+    ('Sure. <think>x</think>\n' + block(call('f', a=1)) + block(call('g')), 'text before <think>'),
+    ('<think>a</think><think>b</think>\n' + block(call('f', a=1)) + block(call('g')), 'more than one think'),
+])
+def test_layout_errors_fail_format_but_keep_calls(text, why):
+    p = parse_completion(text)
+    assert p.format_ok is False and why in p.error
+    assert p.calls == [call('f', a=1), call('g')]
+    # S_exec is still computed on the extracted calls (ToolRL convention)
+    assert outcome_scores(text, [call('f', a=1), call('g')]) == (0.0, 1.0)
+
+
+def test_tool_call_inside_think_is_reasoning_not_an_action():
+    p = parse_completion('<think>maybe <tool_call>{"name": "g"}</tool_call>? no.</think>\n\nNo call needed.')
+    assert p.format_ok and p.calls == [] and p.answer == 'No call needed.'
+    assert 'maybe' in p.reasoning
+
+
+# ------------------------------------------------------------------ ground truth
+
+def test_parse_ground_truth_forms():
+    want = [call('f', x=1), call('g')]
+    assert parse_ground_truth(json.dumps(want)) == want
+    assert parse_ground_truth(want) == want
+    assert parse_ground_truth('[{"name": "f", "parameters": "{\\"x\\": 1}"}, {"name": "g"}]') == want
+    assert parse_ground_truth('[]') == []
+
+
+@pytest.mark.parametrize('gt,why', [
+    ('oops', 'not valid JSON'), ('{"name": "f"}', 'must be a list'), (None, 'must be a list'),
+    ('[{"arguments": {}}]', r'ground_truth\[0\]: .*name'), ('[{"name": "f"}, 3]', r'ground_truth\[1\]'),
+    ('[{"name": "f", "arguments": [1]}]', 'JSON object'), ('[{"name": "f", "arguments": "{bad"}]', 'not valid JSON'),
+])
+def test_parse_ground_truth_errors_name_the_problem(gt, why):
+    with pytest.raises(ValueError, match=why):
+        parse_ground_truth(gt)
+    with pytest.raises(ValueError):
+        outcome_scores(block(call('f')), gt)
+
+
+# ------------------------------------------------------------------ render_tool_calls
+
+CALL_SETS = [
+    [call('f', x=1)],
+    [call('weather', city='Zürich', units=None), call('search', q='猫', filters={'n': [1, 2.5, True]})],
+    [call('noargs'), call('noargs'), call('nested', a={'b': {'c': [{'d': 'e'}]}})],
+]
+
+
+@pytest.mark.parametrize('calls', CALL_SETS)
+def test_render_round_trip(calls):
+    text = render_tool_calls(calls)
+    p = parse_completion(text)
+    assert p.format_ok and p.calls == calls
+    assert parse_completion('<think>\nwhy\n</think>\n\n' + text).calls == calls
+
+
+def test_render_exact_text_and_normalisation():
+    assert render_tool_calls([call('f', x=1), call('g')]) == (
+        '<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>')
+    assert render_tool_calls([{'name': 'f', 'parameters': '{"x": 1}'}]) == render_tool_calls([call('f', x=1)])
+    with pytest.raises(ValueError, match='name'):
+        render_tool_calls([{'arguments': {}}])
+
+
+# ------------------------------------------------------------------ invariants against a reference
+
+def _reference_exec(pred, gold):
+    """Independent brute force: maximise over every injective same-name pairing, exact fractions."""
+    if not gold:
+        return Fraction(int(not pred))
+    nt, np_ = {g['name'] for g in gold}, {p['name'] for p in pred}
+    r_name = Fraction(len(nt & np_), len(nt | np_))
+
+    def pair(g, p):
+        a, b = set(g['arguments']), set(p['arguments'])
+        jac = Fraction(len(a & b), len(a | b)) if a | b else Fraction(1)
+        return jac + sum(1 for k, v in g['arguments'].items() if k in p['arguments'] and json_equal(v, p['arguments'][k]))
+
+    best = Fraction(0)
+    slots = list(range(len(pred))) + [None] * len(gold)
+    for choice in set(permutations(slots, len(gold))):
+        if any(j is not None and pred[j]['name'] != g['name'] for g, j in zip(gold, choice)):
+            continue
+        best = max(best, sum((pair(g, pred[j]) for g, j in zip(gold, choice) if j is not None), Fraction(0)))
+    denom = 1 + len(gold) + sum(len(g['arguments']) for g in gold)
+    return (r_name + best) / denom
+
+
+def test_exec_matches_brute_force_reference_on_random_cases():
+    rng = random.Random(0)
+    values = [0, 1, 1.0, True, False, '1', 'a', None, [1], {'k': 1}]
+
+    def rand_call():
+        keys = rng.sample(['a', 'b', 'c'], rng.randint(0, 3))
+        return call(rng.choice(['f', 'g', 'h']), **{k: rng.choice(values) for k in keys})
+
+    for _ in range(300):
+        gold = [rand_call() for _ in range(rng.randint(0, 3))]
+        pred = [rand_call() for _ in range(rng.randint(0, 3))]
+        s = exec_score(pred, gold)
+        assert 0.0 <= s <= 1.0
+        assert s == pytest.approx(float(_reference_exec(pred, gold)))
+        f, e = outcome_scores(render_tool_calls(pred) or 'No call.', json.dumps(gold))
+        assert f == 1.0 and e == pytest.approx(s)
+
+
+# ------------------------------------------------------------------ ms-swift glue
+
+@pytest.fixture(scope='module')
+def swift_funcs():
+    pytest.importorskip('swift')
+    from plugin import reward_funcs
+    return reward_funcs
+
+
+def test_render_matches_ms_swift_hermes_template(swift_funcs):
+    from swift.agent_template.hermes import HermesAgentTemplate
+    tmpl = HermesAgentTemplate()
+    for calls in CALL_SETS:
+        msgs = [{'role': 'tool_call', 'content': json.dumps(c, ensure_ascii=False)} for c in calls]
+        assert tmpl._format_tool_calls(msgs) == render_tool_calls(calls)
+        got = tmpl.get_toolcall(render_tool_calls(calls))
+        assert [(f.name, json.loads(f.arguments) if isinstance(f.arguments, str) else f.arguments)
+                for f in got] == [(c['name'], c['arguments']) for c in calls]
+
+
+def test_orms_through_ms_swift_reward_loop(swift_funcs, tmp_path, caplog):
+    """The classes built as the trainer builds them (``Cls(args=GRPOConfig)``) and called by ms-swift's own
+    ``compute_rewards_per_func`` on real samples: None becomes NaN, broken ground truth is named once."""
+    import math
+
+    from swift.rl_core.data import OnPolicySample
+    from swift.rl_core.grpo_algorithm import compute_rewards_per_func
+    from swift.rlhf_trainers import GRPOConfig
+
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to='none')
+    funcs = [swift_funcs.AWPOOutcome(args=args), swift_funcs.AWPOFormat(args=args), swift_funcs.AWPOExec(args=args)]
+    gold = json.dumps([call('weather', city='Paris')])
+    rows = [
+        (QWEN3, gold),  # format 1; exec: r_name 1/2, r_para 1, r_value 1, denom 3 -> 5/6
+        ('<think>x</think>\n\n' + block(call('weather', city='Paris')), gold),  # 1, 1
+        ('<think>unclosed', gold),  # 0, 0
+        ('The capital is Paris.', '[]'),  # 1, 1
+        (block(call('weather', city='Paris')), 'not json'),  # broken ground truth
+        (block(call('weather', city='Paris')), 'not json'),  # same row again: still one warning
+    ]
+    samples = [OnPolicySample.from_row({
+        'messages': [{'role': 'user', 'content': 'q'}, {'role': 'assistant', 'content': text}],
+        'ground_truth': gt, 'prompt_id': f'p{i // 5}'}) for i, (text, gt) in enumerate(rows)]
+    with caplog.at_level('WARNING', logger='awpo'):
+        r = compute_rewards_per_func(samples, funcs, None, device='cpu').tolist()
+    want = [(1 + 5 / 6, 1.0, 5 / 6), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0), (2.0, 1.0, 1.0)]
+    for got, exp in zip(r, want):
+        assert got == pytest.approx(list(exp))
+    for i in (4, 5):
+        assert math.isnan(r[i][0]) and math.isnan(r[i][2]) and r[i][1] == 1.0  # format needs no ground truth
+    broken = [m for m in caplog.messages if 'broken ground_truth' in m]
+    assert len(broken) == 2 and all("prompt_id='p0'" in m or "prompt_id='p1'" in m for m in broken)
+    assert {m.split(':')[0] for m in broken} == {'[AWPO] AWPOOutcome', '[AWPO] AWPOExec'}
+
+
+def test_orm_inputs_other_than_plain_text(swift_funcs, caplog):
+    orm = swift_funcs.AWPOOutcome()
+    gold = json.dumps([call('f', a=1)])
+    parts = [{'type': 'text', 'text': '<think>x</think>\n\n'}, {'type': 'text', 'text': block(call('f', a=1))}]
+    msgs = [[{'role': 'assistant', 'content': block(call('f', a=1)), 'reasoning_content': 'split by the parser'}]]
+    assert orm([parts], ground_truth=[gold]) == [2.0]
+    assert orm([block(call('f', a=1))], ground_truth=[gold], messages=msgs) == [2.0]
+    assert orm([None], ground_truth=['[]']) == [0.0]  # empty answer: format 0, unparseable
+    with caplog.at_level('WARNING', logger='awpo'):
+        assert orm([[1, 2, 3]], ground_truth=[gold]) == [None]
+        assert orm(['hi', 'ho'], other=[1, 2]) == [None, None]  # no ground_truth column at all
+    assert any('not text' in m for m in caplog.messages)
+    assert any('no "ground_truth" column' in m for m in caplog.messages)
