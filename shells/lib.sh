@@ -47,3 +47,20 @@ run() {
 # Elapsed time of the script, for the summaries.
 SCRIPT_START=$(date +%s)
 elapsed() { local s=$(( $(date +%s) - SCRIPT_START )); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+
+# In a dry run nothing gets done, so "skip what is already done" cannot see earlier steps of the same
+# plan. already_planned KEY: true if KEY was printed before in this dry run (shared through DRY_PLAN).
+already_planned() {
+  [ "$DRY_RUN" = 1 ] && [ -n "${DRY_PLAN:-}" ] || return 1
+  if grep -qxF -- "$1" "$DRY_PLAN" 2>/dev/null; then return 0; fi
+  printf '%s\n' "$1" >> "$DRY_PLAN"
+  return 1
+}
+# start_plan: called once options are parsed; the outermost script of a dry run owns the plan file.
+start_plan() {
+  [ "$DRY_RUN" = 1 ] || return 0
+  if [ -z "${DRY_PLAN:-}" ]; then
+    DRY_PLAN=$(mktemp); export DRY_PLAN
+    trap 'rm -f "$DRY_PLAN"' EXIT
+  fi
+}

@@ -29,6 +29,7 @@ done
 [ ${#POS[@]} -eq 2 ] || usage
 METHOD=${POS[0]}; MODEL=${POS[1]}
 export DRY_RUN
+start_plan
 
 RECIPES=$REPO_ROOT/shells/recipes
 [ -f "$RECIPES/$METHOD.sh" ] && [ "$METHOD" != common ] || die "unknown METHOD '$METHOD' (see $RECIPES/)"
@@ -83,6 +84,10 @@ accum() {  # accum TOTAL PER_DEVICE
 # A finished run is skipped; an interrupted one resumes.
 if [ -f "$OUT/DONE" ] && [ "${FORCE:-0}" != 1 ]; then
   say "$METHOD on $MODEL already done: $(cat "$OUT/FINAL" 2>/dev/null || echo "$OUT") (FORCE=1 to retrain)"
+  exit 0
+fi
+if already_planned "train $OUT"; then
+  say "$METHOD on $MODEL: planned above"
   exit 0
 fi
 RESUME=()

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Evaluate one checkpoint on the paper's benchmarks (Tables 2-5):
+#   bash shells/eval.sh [--dry-run] [--only bfcl,apibank,mmlu_pro] [--limit N] [--bfcl-categories C]
+#                       [--apibank-levels L] [--base-url URL] CKPT NAME
+# CKPT: a model folder, a LoRA adapter folder, or a hub id (the base rows); NAME: the row's name in
+# results/ (results/NAME/<benchmark>.json, written by the eval package). A benchmark whose result file
+# already exists is skipped (FORCE=1 re-runs it; the evaluator keeps the earlier file).
+# Defaults: all three benchmarks; BFCL non_live,live,multi_turn (Tables 2 and 5); API-Bank levels 1,2,3.
+# Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE.
+set -euo pipefail
+# shellcheck source=shells/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+ONLY=bfcl,apibank,mmlu_pro; LIMIT=''; CATS=non_live,live,multi_turn; LEVELS=1,2,3; BASE_URL=''
+POS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --only) ONLY=$2; shift ;;
+    --limit) LIMIT=$2; shift ;;
+    --bfcl-categories) CATS=$2; shift ;;
+    --apibank-levels) LEVELS=$2; shift ;;
+    --base-url) BASE_URL=$2; shift ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -*) die "unknown option '$1' (--help)" ;;
+    *) POS+=("$1") ;;
+  esac
+  shift
+done
+[ ${#POS[@]} -eq 2 ] || die "usage: eval.sh [options] CKPT NAME (--help)"
+CKPT=${POS[0]}; NAME=${POS[1]}
+# A local path is made absolute (scripts run from the repository root); a hub id is kept as it is.
+if [ -e "$ORIG_PWD/$CKPT" ] || [[ $CKPT == /* || $CKPT == ./* || $CKPT == ../* ]]; then CKPT=$(abspath "$CKPT"); fi
+RESULTS_DIR=${RESULTS_DIR:-results}
+start_plan
+
+COMMON=(--model-path "$CKPT" --name "$NAME")
+[ -n "$LIMIT" ] && COMMON+=(--limit "$LIMIT")
+[ -n "$BASE_URL" ] && COMMON+=(--base-url "$BASE_URL")
+
+IFS=, read -r -a BENCHES <<< "$ONLY"
+for bench in "${BENCHES[@]}"; do
+  case "$bench" in
+    bfcl)     CMD=(python -m eval.bfcl "${COMMON[@]}" --categories "$CATS") ;;
+    apibank)  CMD=(python -m eval.apibank "${COMMON[@]}" --levels "$LEVELS")
+              [ -n "${APIBANK_DATA_DIR:-}" ] && CMD+=(--data-dir "$APIBANK_DATA_DIR") ;;
+    mmlu_pro) CMD=(python -m eval.mmlu_pro "${COMMON[@]}") ;;
+    *) die "unknown benchmark '$bench' (bfcl, apibank, mmlu_pro)" ;;
+  esac
+  if [ -f "$RESULTS_DIR/$NAME/$bench.json" ] && [ "${FORCE:-0}" != 1 ]; then
+    say "$bench for $NAME already in $RESULTS_DIR/$NAME/$bench.json: skipped (FORCE=1 to re-run)"
+    continue
+  fi
+  if already_planned "eval $NAME $bench"; then say "$bench for $NAME: planned above"; continue; fi
+  say "$bench on $CKPT as '$NAME'"
+  run "${CMD[@]}"
+done
+[ "$DRY_RUN" = 1 ] || say "done in $(elapsed): results in $RESULTS_DIR/$NAME/"

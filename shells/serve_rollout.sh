@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# vLLM rollout server for the server-mode recipes (the 8B backbone), on its own node:
+#   bash shells/serve_rollout.sh [--dry-run] MODEL        (MODEL: qwen3-8b, or any backbone of common.sh)
+# Then on the training node(s): ROLLOUT_HOST=THIS_HOST bash shells/train.sh METHOD MODEL
+# `swift rollout` serves the policy with vLLM and receives the trainer's weights after every update.
+# Data parallel over the node's GPUs (ROLLOUT_GPUS, default 8): an 8B model fits one GPU, so 8 replicas
+# generate 8x faster than one tensor-parallel engine. For SFT+GRPO, pass the SFT model: the rollout
+# server is started from the same weights the trainer starts from (ROLLOUT_MODEL=path overrides).
+set -euo pipefail
+# shellcheck source=shells/lib.sh
+source "$(dirname "$0")/lib.sh"
+POS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) POS+=("$1") ;;
+  esac
+  shift
+done
+[ ${#POS[@]} -eq 1 ] || die "usage: serve_rollout.sh [--dry-run] MODEL"
+# shellcheck source=shells/recipes/common.sh
+source "$REPO_ROOT/shells/recipes/common.sh"
+model_settings "${POS[0]}" || die "unknown MODEL '${POS[0]}' (one of: $MODELS)"
+GPUS=${ROLLOUT_GPUS:-8}
+say "rollout server for ${ROLLOUT_MODEL:-$MODEL_ID} on port ${ROLLOUT_PORT:-8001}, $GPUS data-parallel engines"
+run swift rollout --model "${ROLLOUT_MODEL:-$MODEL_ID}" --port "${ROLLOUT_PORT:-8001}" \
+  --vllm_data_parallel_size "$GPUS" --vllm_tensor_parallel_size 1 \
+  --vllm_max_model_len "$((MAX_LENGTH + MAX_COMPLETION_LENGTH))" --vllm_gpu_memory_utilization 0.9
