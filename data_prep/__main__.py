@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cli_build
+from . import cli_build, cli_rationales
 from .pipeline import StrictError
 
 
@@ -12,12 +12,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m data_prep', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
     cli_build.add_parsers(sub)
-    try:
-        from . import cli_rationales
-        cli_rationales.add_parsers(sub)
-    except ImportError as exc:  # pragma: no cover - only while the module is being written
-        if 'cli_rationales' not in str(exc):
-            raise
+    cli_rationales.add_parsers(sub)
     return parser
 
 
@@ -26,7 +21,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (StrictError, argparse.ArgumentTypeError, FileNotFoundError) as exc:
+    except (StrictError, argparse.ArgumentTypeError, FileNotFoundError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -120,9 +119,4 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def main_error(exc: Exception) -> int:
-    print(f'error: {exc}', file=sys.stderr)
-    return 2
-
-
-__all__ = ['add_parsers', 'StrictError', 'main_error', 'build_plan', 'parse_sources']
+__all__ = ['add_parsers', 'build_plan', 'parse_sources']

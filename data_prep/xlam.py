@@ -8,8 +8,9 @@ from .dialogue import Dialogue, check_calls
 from .errors import BAD_DIALOGUE, BadRow
 from .tools import loads_json, openai_tools
 
-# Irrelevance rows carry no reference text; the instance's target is "no call" (ground_truth `[]`).
-IRRELEVANT_ANSWER = ''
+# Irrelevance rows carry no reference text; the target is "no call" (ground_truth `[]`) and this canonical
+# refusal is kept as `reference_answer` (the text the SFT export puts after the rationale).
+IRRELEVANT_ANSWER = 'None of the available functions can be used for this request.'
 
 
 def convert(raw: dict, index: int, source: str = 'xlam') -> Dialogue:

@@ -1,0 +1,288 @@
+"""Reference rationales (paper Sec. 4.1: GPT-4o / GLM-4.6 write a short reasoning per instance).
+
+Pure parts: the request a teacher model gets for one instance, the reply -> rationale rule, the OpenAI
+Batch API line formats. Glue: `run` sends the requests with any OpenAI-compatible server through
+`openai.AsyncOpenAI`, `concurrency` at a time, appends every finished row to the output at once (so a
+killed run resumes with nothing lost or duplicated, rows keyed by (source, dialogue_id, step)), retries
+failures, and reports those that still fail instead of writing empty rationales.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from tqdm import tqdm
+
+from .dialogue import row_key
+from .schema import validate_row
+
+SYSTEM_PROMPT = (
+    'You write the reasoning a careful tool-using assistant would think before its next action. '
+    'You are shown the available tools, the conversation so far and the correct next action. '
+    'In 2-4 sentences explain why this action is right: what the user needs at this point, which tool '
+    '(if any) serves it and why the others do not, and where each argument value comes from in the '
+    'conversation (quote the words or tool results it is taken from). If the action is a text answer '
+    'without a call, say why no call is needed or possible. Write in the first person, as thinking, '
+    'without repeating the call syntax and without tags. Output only the reasoning.')
+_THINK_TAGS = re.compile(r'</?think>', re.I)
+
+
+def _tool_line(tool: dict) -> str:
+    fn = tool['function']
+    props = fn['parameters'].get('properties', {})
+    req = set(fn['parameters'].get('required', []))
+    params = ', '.join(f'{p}{"" if p in req else "?"}: {spec.get("type", "any") if isinstance(spec, dict) else "any"}'
+                       for p, spec in props.items())
+    return f'- {fn["name"]}({params}): {fn["description"]}'
+
+
+def _turn_line(msg: dict) -> str:
+    label = {'system': 'SYSTEM', 'user': 'USER', 'assistant': 'ASSISTANT', 'tool_call': 'ASSISTANT CALL',
+             'tool_response': 'TOOL RESULT'}[msg['role']]
+    return f'[{label}] {msg["content"]}'
+
+
+def target_text(row: dict) -> str:
+    calls = json.loads(row['ground_truth'])
+    if calls:
+        return '\n'.join('CALL ' + json.dumps(c, ensure_ascii=False) for c in calls)
+    answer = row.get('reference_answer') or ''
+    return f'TEXT ANSWER (no call): {answer}' if answer else 'TEXT ANSWER (no call)'
+
+
+def request_messages(row: dict) -> list[dict]:
+    """The chat request for one instance: tools, context turns, the target action."""
+    tools = '\n'.join(_tool_line(t) for t in json.loads(row['tools'])) or '(none)'
+    context = '\n'.join(_turn_line(m) for m in row['messages'])
+    user = (f'## Tools\n{tools}\n\n## Conversation so far\n{context}\n\n'
+            f'## Correct next action\n{target_text(row)}\n\nWrite the reasoning.')
+    return [{'role': 'system', 'content': SYSTEM_PROMPT}, {'role': 'user', 'content': user}]
+
+
+def clean_rationale(text: str | None) -> str:
+    """Reply -> rationale: `<think>` tags dropped, whitespace trimmed. Empty means failure."""
+    return _THINK_TAGS.sub('', text or '').strip()
+
+
+def custom_id(row: dict) -> str:
+    return json.dumps(list(row_key(row)), ensure_ascii=False)
+
+
+def key_of_custom_id(cid: str) -> tuple[str, str, int]:
+    source, did, step = json.loads(cid)
+    return (source, str(did), int(step))
+
+
+def batch_request(row: dict, model: str, max_tokens: int, temperature: float) -> dict:
+    """One line of an OpenAI Batch API input file (endpoint /v1/chat/completions)."""
+    return {'custom_id': custom_id(row), 'method': 'POST', 'url': '/v1/chat/completions',
+            'body': {'model': model, 'messages': request_messages(row), 'max_tokens': max_tokens,
+                     'temperature': temperature}}
+
+
+def batch_result(line: dict) -> tuple[tuple, str | None, str | None]:
+    """One line of a Batch API output file -> (key, rationale or None, error or None)."""
+    key = key_of_custom_id(line['custom_id'])
+    if line.get('error'):
+        return key, None, json.dumps(line['error'])
+    resp = line.get('response') or {}
+    if resp.get('status_code') != 200:
+        return key, None, f'status {resp.get("status_code")}: {json.dumps(resp.get("body"))[:200]}'
+    try:
+        text = resp['body']['choices'][0]['message']['content']
+    except (KeyError, IndexError, TypeError):
+        return key, None, 'no choices[0].message.content in response body'
+    text = clean_rationale(text)
+    return (key, text, None) if text else (key, None, 'empty rationale')
+
+
+# ------------------------------------------------------------------------------ append-only output
+
+def read_rows(path: str | Path) -> list[dict]:
+    rows = []
+    with open(path, encoding='utf-8') as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f'{path} line {n}: {exc}') from None
+    return rows
+
+
+def unique_rows(rows: Iterable[dict], where: str) -> list[dict]:
+    seen, out = set(), []
+    for row in rows:
+        k = row_key(row)
+        if k in seen:
+            raise ValueError(f'{where}: row {k} appears twice')
+        seen.add(k)
+        out.append(row)
+    return out
+
+
+def done_keys(out_path: str | Path) -> set:
+    """Keys already in the output. A last line cut by a kill (no newline / not JSON) is removed first."""
+    path = Path(out_path)
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    cut = data.rfind(b'\n') + 1
+    if cut < len(data):
+        with open(path, 'r+b') as f:  # drop the partial tail line written when the process was killed
+            f.truncate(cut)
+    keys = set()
+    for n, line in enumerate(data[:cut].decode('utf-8').splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'{path} line {n} is not JSON ({exc}); fix or remove it') from None
+            if not row.get('reference_rationale'):
+                raise ValueError(f'{path} line {n}: empty reference_rationale')
+            keys.add(row_key(row))
+    return keys
+
+
+class Appender:
+    """Appends finished rows, one flushed line each: what is on disk is always whole rows."""
+
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(path, 'a', encoding='utf-8')
+
+    def write(self, row: dict) -> None:
+        validate_row(row)
+        self.f.write(json.dumps(row, ensure_ascii=False) + '\n')
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    already_done: int = 0
+    written: int = 0
+    requests: int = 0
+    failures: dict = field(default_factory=dict)   # key -> last error
+    seconds: float = 0.0
+
+    def text(self, out: str) -> str:
+        lines = [f'rows in input: {self.total}; already in {out}: {self.already_done}; written now: {self.written}; '
+                 f'failed: {len(self.failures)}; requests sent: {self.requests}; {self.seconds:.1f} s'
+                 + (f' ({self.written / self.seconds:.2f} rows/s)' if self.seconds > 0 and self.written else '')]
+        for key, err in list(self.failures.items())[:10]:
+            lines.append(f'  FAILED {key}: {err}')
+        if len(self.failures) > 10:
+            lines.append(f'  ... and {len(self.failures) - 10} more')
+        if self.failures:
+            lines.append('failed rows are not written; run the same command again to retry them')
+        return '\n'.join(lines)
+
+
+# ------------------------------------------------------------------------------ live requests
+
+async def _one(client, row: dict, model: str, max_tokens: int, temperature: float, retries: int,
+               retry_wait: float, summary: Summary) -> tuple[str | None, str | None]:
+    error = None
+    for attempt in range(retries + 1):
+        if attempt:
+            await asyncio.sleep(retry_wait * 2 ** (attempt - 1))
+        summary.requests += 1
+        try:
+            resp = await client.chat.completions.create(model=model, messages=request_messages(row),
+                                                        max_tokens=max_tokens, temperature=temperature)
+            text = clean_rationale(resp.choices[0].message.content if resp.choices else None)
+            if text:
+                return text, None
+            error = 'empty rationale'
+        except Exception as exc:  # openai.APIError, timeouts, connection errors: all retried, then reported
+            error = f'{type(exc).__name__}: {str(exc)[:200]}'
+    return None, error
+
+
+async def run(rows: list[dict], out_path: str, client, model: str, concurrency: int = 32,
+              max_tokens: int = 256, temperature: float = 0.2, retries: int = 3, retry_wait: float = 1.0,
+              progress: bool = True) -> Summary:
+    """Rationale for every row not yet in `out_path`; `concurrency` requests in flight at most."""
+    t0 = time.perf_counter()
+    rows = unique_rows(rows, 'input')
+    done = done_keys(out_path)
+    todo = [r for r in rows if row_key(r) not in done]
+    summary = Summary(total=len(rows), already_done=len(rows) - len(todo))
+    queue: asyncio.Queue = asyncio.Queue()
+    for r in todo:
+        queue.put_nowait(r)
+    out = Appender(out_path)
+    bar = tqdm(total=len(rows), initial=summary.already_done, desc='rationales', unit='row', disable=not progress)
+
+    async def worker():
+        while True:
+            try:
+                row = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            text, error = await _one(client, row, model, max_tokens, temperature, retries, retry_wait, summary)
+            if text is None:
+                summary.failures[row_key(row)] = error
+            else:
+                out.write({**row, 'reference_rationale': text})
+                summary.written += 1
+                bar.update(1)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(todo))))))
+    finally:
+        out.close()
+        bar.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def make_client(base_url: str | None, api_key_env: str, timeout: float):
+    from openai import AsyncOpenAI
+    key = os.environ.get(api_key_env)
+    if not key:
+        if not base_url:
+            raise ValueError(f'set ${api_key_env} (or pass --api-key-env NAME) to call the OpenAI API')
+        key = 'EMPTY'  # local OpenAI-compatible servers usually ignore the key
+    return AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+
+
+def import_batch(rows: list[dict], results_path: str | Path, out_path: str) -> Summary:
+    """Attach Batch API results to their rows; append those not yet in `out_path`; report the rest."""
+    t0 = time.perf_counter()
+    rows = unique_rows(rows, 'input')
+    by_key = {row_key(r): r for r in rows}
+    done = done_keys(out_path)
+    summary = Summary(total=len(rows), already_done=len(done & by_key.keys()))
+    got = set()
+    out = Appender(out_path)
+    try:
+        for line in read_rows(results_path):
+            key, text, error = batch_result(line)
+            if key not in by_key:
+                summary.failures[key] = 'custom_id not in the input rows'
+                continue
+            if key in done or key in got:
+                continue
+            if text is None:
+                summary.failures[key] = error
+                continue
+            out.write({**by_key[key], 'reference_rationale': text})
+            got.add(key)
+            summary.written += 1
+    finally:
+        out.close()
+    for key in by_key.keys() - done - got - summary.failures.keys():
+        summary.failures[key] = 'no result in the batch output'
+    summary.seconds = time.perf_counter() - t0
+    return summary
