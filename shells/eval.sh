@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Evaluate one checkpoint on the paper's benchmarks (Tables 2-5):
 #   bash shells/eval.sh [--dry-run] [--only bfcl,apibank,mmlu_pro] [--limit N] [--bfcl-categories C]
-#                       [--apibank-levels L] [--base-url URL] CKPT NAME
+#                       [--apibank-levels L] [--apibank-sample] [--base-url URL] CKPT NAME [-- EVAL_ARGS]
 # CKPT: a model folder, a LoRA adapter folder, or a hub id (the base rows); NAME: the row's name in
 # results/ (results/NAME/<benchmark>.json, written by the eval package). A benchmark whose result file
-# already exists is skipped (FORCE=1 re-runs it; the evaluator keeps the earlier file).
+# already exists is skipped (FORCE=1 re-runs it; the evaluator keeps the earlier file as well).
 # Defaults: all three benchmarks; BFCL non_live,live,multi_turn (Tables 2 and 5); API-Bank levels 1,2,3.
+# --apibank-sample uses the API-Bank sample bundled with the eval package (offline); EVAL_ARGS go to every
+# evaluator (e.g. -- --smollm2 for the CPU model's serving flags).
 # Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE.
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ONLY=bfcl,apibank,mmlu_pro; LIMIT=''; CATS=non_live,live,multi_turn; LEVELS=1,2,3; BASE_URL=''
-POS=()
+SAMPLE=0; POS=(); PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
@@ -21,7 +23,9 @@ while [ $# -gt 0 ]; do
     --bfcl-categories) CATS=$2; shift ;;
     --apibank-levels) LEVELS=$2; shift ;;
     --base-url) BASE_URL=$2; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    --apibank-sample) SAMPLE=1 ;;
+    --) shift; PASS=("$@"); break ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     -*) die "unknown option '$1' (--help)" ;;
     *) POS+=("$1") ;;
   esac
@@ -34,7 +38,8 @@ if [ -e "$ORIG_PWD/$CKPT" ] || [[ $CKPT == /* || $CKPT == ./* || $CKPT == ../* ]
 RESULTS_DIR=${RESULTS_DIR:-results}
 start_plan
 
-COMMON=(--model-path "$CKPT" --name "$NAME")
+COMMON=(--model-path "$CKPT" --name "$NAME" --results-dir "$RESULTS_DIR")
+[ "${FORCE:-0}" = 1 ] && COMMON+=(--on-exists suffix)
 [ -n "$LIMIT" ] && COMMON+=(--limit "$LIMIT")
 [ -n "$BASE_URL" ] && COMMON+=(--base-url "$BASE_URL")
 
@@ -43,10 +48,12 @@ for bench in "${BENCHES[@]}"; do
   case "$bench" in
     bfcl)     CMD=(python -m eval.bfcl "${COMMON[@]}" --categories "$CATS") ;;
     apibank)  CMD=(python -m eval.apibank "${COMMON[@]}" --levels "$LEVELS")
-              [ -n "${APIBANK_DATA_DIR:-}" ] && CMD+=(--data-dir "$APIBANK_DATA_DIR") ;;
+              if [ "$SAMPLE" = 1 ]; then CMD+=(--sample)
+              elif [ -n "${APIBANK_DATA_DIR:-}" ]; then CMD+=(--data-dir "$APIBANK_DATA_DIR"); fi ;;
     mmlu_pro) CMD=(python -m eval.mmlu_pro "${COMMON[@]}") ;;
     *) die "unknown benchmark '$bench' (bfcl, apibank, mmlu_pro)" ;;
   esac
+  CMD+=("${PASS[@]}")
   if [ -f "$RESULTS_DIR/$NAME/$bench.json" ] && [ "${FORCE:-0}" != 1 ]; then
     say "$bench for $NAME already in $RESULTS_DIR/$NAME/$bench.json: skipped (FORCE=1 to re-run)"
     continue

@@ -169,8 +169,9 @@ say "$METHOD on $MODEL ($MODEL_ID, ${WORLD} process(es), accumulation $GAS) -> $
 run "${RUN_ENV[@]}" "${CMD[@]}"
 
 FINAL=$OUT/last
-if [ "$TUNER_TYPE" = lora ]; then
-  # Evaluation reads a plain model folder: merge the LoRA adapter into the base weights (ms-swift export).
+if [ "$TUNER_TYPE" = lora ] && [ "$METHOD_KIND" = sft ]; then
+  # The evaluators serve LoRA adapters as they are; an SFT adapter is merged into the base weights
+  # (ms-swift export) so that SFT+GRPO can start from a plain model folder.
   FINAL=$OUT/merged
   run swift export --adapters "$OUT/last" --merge_lora true --output_dir "$FINAL" --exist_ok true
 fi

