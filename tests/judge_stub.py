@@ -87,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {'error': {'message': 'invalid JSON body', 'type': 'invalid_request_error'}})
         with s._lock:
             s.requests.append(body)
-            s.request_headers.append(dict(self.headers))
+            s.request_headers.append({k.lower(): v for k, v in self.headers.items()})
             n = len(s.requests)
         mode = s.mode
         if s.latency:
@@ -136,7 +136,7 @@ class JudgeStub:
         self.mode, self.latency, self.score, self.retry_after = mode, latency, score, retry_after
         self.fail_first, self.hang, self.model, self.reply = fail_first, hang, model, reply
         self.requests: List[dict] = []
-        self.request_headers: List[dict] = []
+        self.request_headers: List[dict] = []  # lower-case header names
         self.model_requests = 0
         self._lock = threading.Lock()
         handler = type('Handler', (_Handler,), {'stub': self})
