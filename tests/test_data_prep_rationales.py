@@ -1,0 +1,280 @@
+"""data_prep rationales / Batch API / SFT export, against a real OpenAI-compatible HTTP stub on 127.0.0.1
+(aiohttp server, real `openai.AsyncOpenAI` client): concurrency limit, row attribution, retries, failures
+reported and not written, resume after a SIGKILL with nothing lost or duplicated."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from data_prep import rationales as R
+from data_prep.__main__ import main
+from data_prep.dialogue import row_key
+from data_prep.sft import sft_row
+
+REPO = Path(__file__).resolve().parents[1]
+ACTION_HEAD, ACTION_TAIL = '## Correct next action\n', '\n\nWrite the reasoning.'
+
+
+def stub_rationale(target: str) -> str:
+    return f'I act because the context asks for: {target}'
+
+
+class RationaleStub:
+    """OpenAI-compatible `/v1/chat/completions` that returns a rationale text derived from the request's
+    target action (so the test can check each row got its own answer), after `latency` seconds.
+    `fail_every=k`: the first attempt of every k-th distinct prompt gets HTTP 500 (a transient failure); `fail_if=s`: requests whose prompt contains s always
+    get 500; `empty_if=s`: an empty reply. Counts requests and the peak number in flight."""
+
+    def __init__(self, latency=0.0, fail_every=0, fail_if=None, empty_if=None):
+        self.latency, self.fail_every, self.fail_if, self.empty_if = latency, fail_every, fail_if, empty_if
+        self.requests = 0
+        self.seen, self.transient = {}, []   # prompt -> arrival rank; prompts that got a transient 500
+        self.inflight = self.max_inflight = 0
+        self._lock = threading.Lock()
+
+    async def _chat(self, request):
+        body = await request.json()
+        with self._lock:
+            self.requests += 1
+            n = self.requests
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            await asyncio.sleep(self.latency)
+            user = body['messages'][-1]['content']
+            with self._lock:
+                first = user not in self.seen
+                rank = self.seen.setdefault(user, len(self.seen) + 1)
+                transient = bool(self.fail_every and first and rank % self.fail_every == 0)
+                if transient:
+                    self.transient.append(user)
+            if transient or (self.fail_if and self.fail_if in user):
+                return web.json_response({'error': {'message': 'stub failure', 'type': 'server_error'}}, status=500)
+            target = user.split(ACTION_HEAD, 1)[1].split(ACTION_TAIL, 1)[0]
+            content = '' if self.empty_if and self.empty_if in user else f'<think>{stub_rationale(target)}</think>'
+            return web.json_response({
+                'id': f'chatcmpl-{n}', 'object': 'chat.completion', 'created': 0, 'model': body['model'],
+                'choices': [{'index': 0, 'finish_reason': 'stop',
+                             'message': {'role': 'assistant', 'content': content}}],
+                'usage': {'prompt_tokens': 1, 'completion_tokens': 1, 'total_tokens': 2}})
+        finally:
+            with self._lock:
+                self.inflight -= 1
+
+    def __enter__(self):
+        ready = threading.Event()
+
+        def serve():
+            self.loop = asyncio.new_event_loop()
+            app = web.Application()
+            app.router.add_post('/v1/chat/completions', self._chat)
+            self.runner = web.AppRunner(app)
+            self.loop.run_until_complete(self.runner.setup())
+            site = web.TCPSite(self.runner, '127.0.0.1', 0)
+            self.loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.runner.cleanup())
+            self.loop.close()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+        self.base_url = f'http://127.0.0.1:{self.port}/v1'
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope='module')
+def demo_rows(tmp_path_factory):
+    path = tmp_path_factory.mktemp('demo') / 'demo.jsonl'
+    assert main(['demo', '--out', str(path)]) == 0
+    return path, R.read_rows(path)
+
+
+def run_live(rows, out, stub, concurrency=8, retries=2, retry_wait=0.05, client=None):
+    client = client or R.make_client(stub.base_url, 'AWPO_TEST_NO_KEY', timeout=10)
+    return asyncio.run(R.run(rows, str(out), client, 'stub-model', concurrency=concurrency,
+                             retries=retries, retry_wait=retry_wait, progress=False))
+
+
+def check_output(out, rows):
+    """Each input row exactly once, with the rationale the stub wrote for its own target."""
+    got = R.read_rows(out)
+    assert sorted(map(row_key, got)) == sorted(map(row_key, rows))
+    by = {row_key(r): r for r in rows}
+    for g in got:
+        assert g['reference_rationale'] == stub_rationale(R.target_text(by[row_key(g)]))
+        assert {k: v for k, v in g.items() if k != 'reference_rationale'} == \
+            {k: v for k, v in by[row_key(g)].items() if k != 'reference_rationale'}
+
+
+def test_concurrency_limit_and_attribution(demo_rows, tmp_path):
+    _, rows = demo_rows
+    with RationaleStub(latency=0.2) as stub:
+        client = R.make_client(stub.base_url, 'AWPO_TEST_NO_KEY', timeout=10)   # imports openai: not timed
+        t0 = time.perf_counter()
+        summary = run_live(rows, tmp_path / 'out.jsonl', stub, concurrency=8, client=client)
+        dt = time.perf_counter() - t0
+    print(f'26 rows, concurrency 8, latency 0.2 s: {dt:.2f} s')
+    assert summary.written == len(rows) == 26 and not summary.failures
+    assert stub.requests == 26 and stub.max_inflight == 8
+    assert 0.2 * 4 <= dt < 0.2 * 26 / 2           # ceil(26/8) = 4 waves; far below serial time
+    check_output(tmp_path / 'out.jsonl', rows)
+
+
+def test_failures_are_retried_then_reported_never_written_empty(demo_rows, tmp_path):
+    _, rows = demo_rows
+    out = tmp_path / 'out.jsonl'
+    tokyo = [r for r in rows if 'Tokyo' in json.dumps(r['messages'])]
+    oslo_only = [r for r in rows if 'Forecast' in json.dumps(r)]  # none: sanity of the filter
+    assert len(tokyo) == 2 and not oslo_only
+    with RationaleStub(fail_every=4, fail_if='Tokyo', empty_if='Rome') as stub:
+        summary = run_live(rows, out, stub, retries=2)
+    empty = [r for r in rows if 'Rome' in R.request_messages(r)[-1]['content']]
+    bad = {row_key(r) for r in tokyo + empty}
+    assert set(summary.failures) == bad
+    assert all('InternalServerError' in summary.failures[row_key(r)] for r in tokyo)
+    assert all(summary.failures[row_key(r)] == 'empty rationale' for r in empty)
+    written = R.read_rows(out)
+    assert {row_key(r) for r in written} == {row_key(r) for r in rows} - bad
+    assert all(r['reference_rationale'] for r in written)
+    # 3 attempts per bad row, 2 for a good row whose first attempt got a transient 500, else 1
+    transient_good = [u for u in stub.transient if 'Tokyo' not in u and 'Rome' not in u]
+    assert len(stub.transient) == len(stub.seen) // 4 and transient_good
+    assert stub.requests == 26 + 2 * len(bad) + len(transient_good)
+    # a second run retries only what failed, and appends without duplicating
+    with RationaleStub() as stub:
+        summary = run_live(rows, out, stub)
+    assert summary.already_done == 26 - len(bad) and summary.written == len(bad) and stub.requests == len(bad)
+    check_output(out, rows)
+
+
+def test_cli_exit_code_and_summary_on_failures(demo_rows, tmp_path, capsys):
+    path, rows = demo_rows
+    with RationaleStub(fail_if='Tokyo') as stub:
+        rc = main(['rationales', '--in', str(path), '--out', str(tmp_path / 'o.jsonl'), '--model', 'm',
+                   '--base-url', stub.base_url, '--api-key-env', 'AWPO_TEST_NO_KEY', '--retries', '1',
+                   '--retry-wait', '0', '--quiet'])
+    text = capsys.readouterr().out
+    assert rc == 1 and 'failed: 2' in text and text.count('FAILED') == 2
+    assert 'written now: 24' in text
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(demo_rows, tmp_path):
+    path, rows = demo_rows
+    out = tmp_path / 'out.jsonl'
+    conc = 4
+    cmd = [sys.executable, '-m', 'data_prep', 'rationales', '--in', str(path), '--out', str(out), '--model', 'm',
+           '--concurrency', str(conc), '--api-key-env', 'AWPO_TEST_NO_KEY', '--quiet']
+    with RationaleStub(latency=0.3) as stub:
+        proc = subprocess.Popen(cmd + ['--base-url', stub.base_url], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 30
+        while time.time() < deadline and (not out.exists() or out.read_text().count('\n') < 8):
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        first = stub.requests
+    n_first = out.read_text().count('\n')
+    assert 8 <= n_first < 26, n_first
+    with open(out, 'a') as f:          # a torn last line, as a kill in the middle of a write leaves
+        f.write('{"messages": [{"role": "us')
+    with RationaleStub(latency=0.05) as stub2:
+        p = subprocess.run(cmd + ['--base-url', stub2.base_url], cwd=REPO, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert f'already in {out}: {n_first}' in p.stdout
+    assert stub2.requests == 26 - n_first
+    assert first - n_first <= conc + 1        # at most the requests in flight at the kill were lost
+    check_output(out, rows)
+
+
+def test_done_keys_rejects_corrupt_middle_line(tmp_path):
+    out = tmp_path / 'o.jsonl'
+    out.write_text('not json\n{"a": 1}\n')
+    with pytest.raises(ValueError, match='line 1 is not JSON'):
+        R.done_keys(out)
+
+
+def test_batch_export_and_import(demo_rows, tmp_path):
+    path, rows = demo_rows
+    req = tmp_path / 'batch.jsonl'
+    assert main(['rationales', '--in', str(path), '--model', 'gpt-4o', '--export-batch', str(req)]) == 0
+    lines = R.read_rows(req)
+    assert len(lines) == 26 and len({x['custom_id'] for x in lines}) == 26
+    by = {row_key(r): r for r in rows}
+    for x in lines:
+        assert x['method'] == 'POST' and x['url'] == '/v1/chat/completions' and x['body']['model'] == 'gpt-4o'
+        assert x['body']['messages'] == R.request_messages(by[R.key_of_custom_id(x['custom_id'])])
+    # a results file as the Batch API writes it: one error, one HTTP 500, one result missing
+    results = []
+    for i, x in enumerate(lines[:-1]):
+        target = x['body']['messages'][-1]['content'].split(ACTION_HEAD, 1)[1].split(ACTION_TAIL, 1)[0]
+        ok = {'status_code': 200, 'request_id': f'r{i}',
+              'body': {'choices': [{'message': {'role': 'assistant', 'content': stub_rationale(target)}}]}}
+        line = {'id': f'batch_req_{i}', 'custom_id': x['custom_id'], 'response': ok, 'error': None}
+        if i == 0:
+            line = {**line, 'response': None, 'error': {'code': 'rate_limit', 'message': 'x'}}
+        if i == 1:
+            line = {**line, 'response': {'status_code': 500, 'body': {'error': 'boom'}}}
+        results.append(line)
+    res = tmp_path / 'results.jsonl'
+    res.write_text(''.join(json.dumps(x) + '\n' for x in reversed(results)))
+    out = tmp_path / 'out.jsonl'
+    summary = R.import_batch(rows, res, str(out))
+    assert summary.written == 23
+    failed = {R.key_of_custom_id(lines[i]['custom_id']): s for i, s in [(0, 'rate_limit'), (1, 'status 500'),
+                                                                         (25, 'no result')]}
+    assert set(summary.failures) == set(failed)
+    for key, word in failed.items():
+        assert word in summary.failures[key]
+    again = R.import_batch(rows, res, str(out))       # idempotent: nothing appended twice
+    assert again.written == 0 and again.already_done == 23
+    got = R.read_rows(out)
+    assert len(got) == 23 and len({row_key(r) for r in got}) == 23
+    # export again: only the 3 rows still missing
+    assert main(['rationales', '--in', str(path), '--out', str(out), '--model', 'm', '--export-batch', str(req)]) == 0
+    assert {R.key_of_custom_id(x['custom_id']) for x in R.read_rows(req)} == set(failed)
+
+
+def test_sft_export_targets_parse_back(demo_rows, tmp_path):
+    from plugin.rewards import parse_completion, render_tool_calls
+    path, rows = demo_rows
+    with RationaleStub() as stub:
+        run_live(rows, tmp_path / 'r.jsonl', stub)
+    sft_path = tmp_path / 'sft.jsonl'
+    assert main(['sft', '--in', str(tmp_path / 'r.jsonl'), '--out', str(sft_path), '--quiet']) == 0
+    sft = R.read_rows(sft_path)
+    assert len(sft) == 26
+    by = {row_key(r): r for r in R.read_rows(tmp_path / 'r.jsonl')}
+    for s in sft:
+        src = by[row_key(s)]
+        assert s['messages'][:-1] == src['messages'] and s['tools'] == src['tools']
+        target = s['messages'][-1]['content']
+        calls = json.loads(src['ground_truth'])
+        assert target.startswith(f'<think>\n{src["reference_rationale"]}\n</think>\n\n')
+        parsed = parse_completion(target)
+        assert parsed.format_ok and parsed.reasoning.strip() == src['reference_rationale']
+        if calls:
+            assert target.endswith(render_tool_calls(calls)) and parsed.calls == calls
+        else:
+            assert parsed.calls == [] and parsed.answer.strip() == src['reference_answer']
+    # rows without a rationale are skipped, or an error with --strict
+    with pytest.raises(ValueError, match='empty reference_rationale'):
+        sft_row(rows[0])
+    assert main(['sft', '--in', str(path), '--out', str(sft_path), '--quiet']) == 0
+    assert sft_path.read_text() == ''
