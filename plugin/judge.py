@@ -208,6 +208,24 @@ class BaseJudge:
         self._once = _Once()
 
     async def score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+        """One verdict per sample, in order. A row whose ground truth is missing or broken gets no score
+        (with a warning naming the row) and is not sent anywhere."""
+        bad = {}
+        for i, s in enumerate(samples):
+            try:
+                if s.ground_truth is None:
+                    raise ValueError('ground_truth is missing')
+                parse_ground_truth(s.ground_truth)
+            except ValueError as e:
+                bad[i] = str(e)
+                logger.warning('[AWPO judge] row %d: %s -> no judge score', i, str(e)[:200])
+        good = [s for i, s in enumerate(samples) if i not in bad]
+        scored = iter(await self._score(good) if good else [])
+        out = [Verdict(None, 'bad_ground_truth') if i in bad else next(scored) for i in range(len(samples))]
+        self._account(out)
+        return out
+
+    async def _score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
         raise NotImplementedError
 
     def score_sync(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
@@ -357,14 +375,13 @@ class RubricJudge(BaseJudge):
                        'parameters, call count). It is NOT an LLM judge. Set judge.base_url / '
                        'AWPO_JUDGE_BASE_URL to use one.')
 
-    async def score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+    async def _score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
         out = []
         for s in samples:
             reasoning = parse_completion(s.completion).reasoning
             _, cut = cut_reasoning(reasoning, self.cfg.reasoning_budget_chars)
             out.append(Verdict(rubric_score(s.completion, s.ground_truth, s.reference_rationale, s.tools),
                                'ok', cut, len(reasoning)))
-        self._account(out)
         return out
 
 
@@ -379,7 +396,7 @@ class OpenAIJudge(BaseJudge):
         self.requests_made = 0
         self.tokens_used = 0
         openai.AsyncOpenAI(base_url=cfg.base_url, api_key='warm-up').chat.completions  # load the SDK's lazy modules now
-        logger.info('[AWPO judge] backend=openai (LLM judge) model=%s base_url=%s concurrency=%d timeout=%.0fs '
+        logger.warning('[AWPO judge] backend=openai (LLM judge) model=%s base_url=%s concurrency=%d timeout=%.0fs '
                     'deadline=%.0fs retries=%d key from $%s (%s)', cfg.model, cfg.base_url, cfg.concurrency,
                     cfg.timeout, cfg.batch_deadline, cfg.max_retries, cfg.api_key_env,
                     'set' if cfg.api_key() else 'not set')
@@ -411,7 +428,7 @@ class OpenAIJudge(BaseJudge):
         logger.warning('[AWPO judge] %s [tolerated]', msg)
 
     # -------------------------------------------------------------- one batch
-    async def score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+    async def _score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
         cfg = self.cfg
         prepared = []  # (messages, key, cut, chars)
         for s in samples:
@@ -459,7 +476,6 @@ class OpenAIJudge(BaseJudge):
         for messages, key, cut, chars in prepared:
             score, reason = results[key]
             out.append(Verdict(score, reason, cut, chars))
-        self._account(out)
         return out
 
     def _ceiling_reached(self) -> Optional[str]:

@@ -46,8 +46,6 @@ def build_samples(completions: List[str], kwargs: dict) -> List[JudgeSample]:
     msgs = _column(kwargs, 'messages', n, required=False)
     samples = []
     for i, completion in enumerate(completions):
-        if gts[i] is None:
-            raise ValueError(f'awpo_judge: row {i}: ground_truth is missing')
         history = list(msgs[i] or [])
         if history and history[-1].get('role') == 'assistant' and history[-1].get('content') == completion:
             history = history[:-1]  # the generated turn itself is the candidate, not context

@@ -229,3 +229,17 @@ def test_stub_runs_as_a_process_and_can_be_killed(repo_root):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_broken_ground_truth_row_gives_none_and_is_not_sent(caplog):
+    rows = samples(3)
+    rows[1].ground_truth = '[{"name": "get_weather", "arguments": '  # torn JSON
+    rows[2].ground_truth = None
+    with JudgeStub(mode='ok') as stub:
+        judge = make_judge(cfg_for(stub))
+        with caplog.at_level(logging.WARNING, logger='awpo.judge'):
+            verdicts = judge.score_sync(rows)
+        assert len(stub.requests) == 1
+    assert [v.score for v in verdicts] == [0.9, None, None]
+    assert [v.reason for v in verdicts] == ['ok', 'bad_ground_truth', 'bad_ground_truth']
+    assert 'row 1: ground_truth is not valid JSON' in caplog.text and 'row 2: ground_truth is missing' in caplog.text
