@@ -193,6 +193,10 @@ class CircuitBreaker:
                 self.times_opened += 1
             self.opened_at, self.probing = self.clock(), False
 
+    def abandon(self) -> None:
+        """A request ended without an answer either way (cancelled): free the half-open probe slot."""
+        self.probing = False
+
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None
@@ -451,7 +455,7 @@ class OpenAIJudge(BaseJudge):
             client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=secret or 'EMPTY',
                                         timeout=cfg.timeout, max_retries=cfg.max_retries)
             sem = asyncio.Semaphore(cfg.concurrency)
-            tasks = {key: asyncio.ensure_future(self._judge_one(client, sem, messages, secret))
+            tasks = {key: asyncio.ensure_future(self._judge_one(client, sem, messages, key, secret))
                      for key, messages in unique.items()}
             try:
                 done, pending = await asyncio.wait(tasks.values(), timeout=cfg.batch_deadline)
@@ -491,7 +495,7 @@ class OpenAIJudge(BaseJudge):
             return 'ceiling'
         return None
 
-    async def _judge_one(self, client, sem: asyncio.Semaphore, messages: List[dict],
+    async def _judge_one(self, client, sem: asyncio.Semaphore, messages: List[dict], key: str,
                          secret: Optional[str]) -> tuple:
         cfg = self.cfg
         async with sem:
@@ -501,6 +505,7 @@ class OpenAIJudge(BaseJudge):
                 return None, stop
             if not self.breaker.allow():
                 return None, 'breaker_open'
+            is_probe = self.breaker.is_open  # allowed while open: this request is the half-open probe
             self.requests_made += 1  # reserved before the await: the ceiling is exact under concurrency
             extra: Dict[str, Any] = {}
             if cfg.guided_json:
@@ -510,17 +515,12 @@ class OpenAIJudge(BaseJudge):
                 resp = await client.chat.completions.create(
                     model=cfg.model, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
                     **extra)
-            except openai.APITimeoutError:
-                reason = 'timeout'
-            except openai.APIConnectionError:
-                reason = 'connection'
-            except openai.RateLimitError:
-                reason = 'rate_limited'
-            except openai.APIStatusError as e:
-                reason = 'http_5xx' if e.status_code >= 500 else 'http_4xx'
-                if reason == 'http_4xx':
-                    self._once(f'http{e.status_code}', logging.WARNING, '[AWPO judge] endpoint answered HTTP %d: '
-                               '%s', e.status_code, _redact(str(e)[:200], secret))
+            except BaseException as e:
+                if not isinstance(e, openai.APIError):  # cancelled by the deadline, or a bug: no verdict on
+                    if is_probe:                        # the endpoint, but the half-open probe slot is freed
+                        self.breaker.abandon()
+                    raise
+                reason = self._failure_reason(e, secret)
             else:
                 self.breaker.record(True)
                 usage = getattr(resp, 'usage', None)
@@ -532,7 +532,7 @@ class OpenAIJudge(BaseJudge):
                     text = None
                 score, reason = parse_reply(text, snap=cfg.snap_to_tier)
                 if score is not None:
-                    self.cache.put(self._key_of(messages), score)
+                    self.cache.put(key, score)
                 return score, reason
             was_open = self.breaker.is_open
             self.breaker.record(False)
@@ -542,9 +542,20 @@ class OpenAIJudge(BaseJudge):
                                cfg.breaker_cooldown)
             return None, reason
 
-    def _key_of(self, messages: List[dict]) -> str:
-        c = self.cfg
-        return cache_key(c.model, messages, c.temperature, c.max_tokens, c.guided_json)
+    def _failure_reason(self, e: Exception, secret: Optional[str]) -> str:
+        if isinstance(e, openai.APITimeoutError):
+            return 'timeout'
+        if isinstance(e, openai.APIConnectionError):
+            return 'connection'
+        if isinstance(e, openai.RateLimitError):
+            return 'rate_limited'
+        status = getattr(e, 'status_code', None) or 0
+        if status >= 500:
+            return 'http_5xx'
+        self._once(f'http{status}', logging.WARNING, '[AWPO judge] endpoint answered HTTP %d: %s (with '
+                   'guided_json on, a server without structured outputs answers 400: set judge.guided_json: '
+                   'false)', status, _redact(str(e)[:200], secret))
+        return 'http_4xx'
 
     def _account(self, verdicts: Sequence[Verdict]) -> None:
         super()._account(verdicts)

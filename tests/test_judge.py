@@ -243,3 +243,17 @@ def test_broken_ground_truth_row_gives_none_and_is_not_sent(caplog):
     assert [v.score for v in verdicts] == [0.9, None, None]
     assert [v.reason for v in verdicts] == ['ok', 'bad_ground_truth', 'bad_ground_truth']
     assert 'row 1: ground_truth is not valid JSON' in caplog.text and 'row 2: ground_truth is missing' in caplog.text
+
+
+def test_a_probe_cancelled_by_the_deadline_does_not_wedge_the_breaker():
+    with JudgeStub(mode='fail') as stub:
+        judge = make_judge(cfg_for(stub, concurrency=1, breaker_failures=1, breaker_cooldown=0.0,
+                                   batch_deadline=0.3))
+        judge.score_sync(samples(1))
+        assert judge.breaker.is_open and len(stub.requests) == 1
+        stub.mode, stub.latency = 'ok', 1.0
+        assert judge.score_sync(samples(1, tag='p'))[0].reason == 'deadline'  # the probe, cut by the deadline
+        assert len(stub.requests) == 2 and not judge.breaker.probing
+        stub.latency = 0.0
+        assert judge.score_sync(samples(1, tag='q'))[0].score == 0.9  # a new probe goes out and closes it
+        assert len(stub.requests) == 3 and not judge.breaker.is_open
