@@ -29,22 +29,42 @@ def _check(validator, instance, where: str) -> None:
         raise ValueError(f'{where}{"/" + path if path else ""}: {err.message}')
 
 
+@functools.lru_cache(maxsize=4096)
+def _tool_names(tools_json: str) -> frozenset:
+    """Validate a `tools` string once: the instances of one dialogue share the same string."""
+    tools = json.loads(tools_json)
+    _check(_validators()['tools'], tools, 'tools')
+    return frozenset(t['function']['name'] for t in tools)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_tool_call_content(content: str) -> None:
+    """Validate a tool_call message once: a dialogue's later instances repeat its earlier calls."""
+    _check(_validators()['tool_call_content'], json.loads(content), 'content')
+
+
 def validate_row(row: dict) -> None:
     """Raise ValueError naming the row and field when `row` does not follow the row contract."""
     name = f'row ({row.get("source")}, {row.get("dialogue_id")}, step {row.get("step")})'
     v = _validators()
     _check(v['row'], row, name)
-    tools = json.loads(row['tools'])
-    _check(v['tools'], tools, f'{name} tools')
-    calls = json.loads(row['ground_truth'])
+    try:
+        names = _tool_names(row['tools'])
+        calls = json.loads(row['ground_truth'])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'{name}: tools / ground_truth is not JSON: {exc}') from None
+    except ValueError as exc:
+        raise ValueError(f'{name} {exc}') from None
     _check(v['calls'], calls, f'{name} ground_truth')
-    names = {t['function']['name'] for t in tools}
     for c in calls:
         if c['name'] not in names:
             raise ValueError(f'{name} ground_truth: {c["name"]!r} not in tools')
     for i, m in enumerate(row['messages']):
         if m['role'] == 'tool_call':
-            _check(v['tool_call_content'], json.loads(m['content']), f'{name} messages/{i}/content')
+            try:
+                _check_tool_call_content(m['content'])
+            except (ValueError, json.JSONDecodeError) as exc:
+                raise ValueError(f'{name} messages/{i}/{exc}') from None
     if row['messages'][-1]['role'] not in ('user', 'tool_response'):
         raise ValueError(f'{name} messages: prompt ends with {row["messages"][-1]["role"]!r}, '
                          'not a user or tool_response turn')
