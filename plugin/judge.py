@@ -205,6 +205,7 @@ class CircuitBreaker:
 # ----------------------------------------------------------------------------------------- base
 class BaseJudge:
     backend = 'base'
+    label = 'judge'
 
     def __init__(self, cfg: JudgeConfig):
         self.cfg = cfg
@@ -252,7 +253,7 @@ class BaseJudge:
         run_share = self.stats['missing'] / max(1, self.stats['samples'])
         level = logging.WARNING if missing else logging.INFO
         logger.log(level, '[AWPO judge] %s: %d/%d scores missing (%.1f%%)%s; run: %d/%d missing (%.1f%%)',
-                   self.backend, len(missing), n, 100 * self.last_missing_share, f' [{why}]' if why else '',
+                   self.label, len(missing), n, 100 * self.last_missing_share, f' [{why}]' if why else '',
                    self.stats['missing'], self.stats['samples'], 100 * run_share)
 
 
@@ -371,6 +372,7 @@ def _tool_names(tools: Any) -> set:
 class RubricJudge(BaseJudge):
     """Offline backend: :func:`rubric_score` per sample. Not an LLM judge."""
     backend = 'rubric'
+    label = 'rubric (NOT an LLM judge)'
 
     def __init__(self, cfg: JudgeConfig):
         super().__init__(cfg)
@@ -392,6 +394,7 @@ class RubricJudge(BaseJudge):
 # ----------------------------------------------------------------------------------------- openai backend
 class OpenAIJudge(BaseJudge):
     backend = 'openai'
+    label = 'openai'
 
     def __init__(self, cfg: JudgeConfig):
         super().__init__(cfg)

@@ -47,7 +47,7 @@ def build_samples(completions: List[str], kwargs: dict) -> List[JudgeSample]:
     samples = []
     for i, completion in enumerate(completions):
         history = list(msgs[i] or [])
-        if history and history[-1].get('role') == 'assistant' and history[-1].get('content') == completion:
+        if history and history[-1].get('role') == 'assistant':
             history = history[:-1]  # the generated turn itself is the candidate, not context
         samples.append(JudgeSample(completion=completion, history=history, ground_truth=gts[i],
                                    reference_rationale=refs[i] or '', tools=tools[i]))

@@ -40,8 +40,9 @@ def test_64_samples_cost_one_round_trip():
         verdicts = judge.score_sync(samples(64))
         wall = time.perf_counter() - t0
         assert len(stub.requests) == 64
+    print(f'\njudge wall time, 64 samples at 0.3 s latency, concurrency 64: {wall:.3f} s')
     assert [v.score for v in verdicts] == [0.75] * 64
-    assert wall < 1.9, f'64 judgments took {wall:.2f} s'
+    assert wall < 2.0, f'64 judgments took {wall:.2f} s'
     assert wall >= 0.3
 
 
