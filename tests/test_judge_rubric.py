@@ -88,6 +88,7 @@ def test_awpo_judge_glue_against_the_stub(monkeypatch):
     with JudgeStub(mode='ok', score=0.75, latency=0.05) as stub:
         monkeypatch.setenv('AWPO_JUDGE_BASE_URL', stub.base_url)
         monkeypatch.setenv('AWPO_JUDGE_MODEL', 'judge-stub')
+        monkeypatch.setenv('AWPO_JUDGE_MAX_RETRIES', '0')
         monkeypatch.delenv('AWPO_CONFIG', raising=False)
         reward = AWPOJudge(args=None)
         assert asyncio.run(reward(completions, **kwargs)) == [0.75, 0.75, 0.75]
@@ -96,7 +97,7 @@ def test_awpo_judge_glue_against_the_stub(monkeypatch):
         assert 'You are a tool user.' in user and 'Weather in Oslo, Celsius?' in user
         assert user.count('get_weather') >= 2
         stub.mode = 'fail'
-        out = asyncio.run(reward([c + ' ' for c in completions], **kwargs))
+        out = asyncio.run(reward([c.replace('<think>', '<think>Anew. ') for c in completions], **kwargs))
         assert out == [None, None, None] and reward.last_missing_share == 1.0
     monkeypatch.delenv('AWPO_JUDGE_BASE_URL')
     offline = AWPOJudge()  # no endpoint configured: the rubric backend
