@@ -1,0 +1,262 @@
+"""Start, health-check and stop the OpenAI-compatible server an evaluator talks to.
+
+Three back-ends, one interface (``Server`` is a context manager yielding the ``/v1`` base URL):
+
+* ``vllm``  -- ``vllm serve`` with the hermes tool parser, chosen automatically when a GPU and vllm exist;
+* ``swift`` -- ms-swift's own ``swift deploy`` (works on CPU); the agent template renders tools and parses
+  ``<tool_call>`` blocks back into OpenAI ``tool_calls``;
+* ``url``   -- a server already running (``--base-url``): nothing is started or stopped.
+
+LoRA adapters are served on top of their base model (``--adapters`` / ``--lora-modules``): pass the adapter
+folder as ``model_path`` together with ``base_model``, or let :func:`resolve_checkpoint` read the base model
+from the adapter's ``adapter_config.json``.
+
+The server runs in its own process group; on any failure during start-up (bad path, crash, time-out) the
+whole group is killed before :class:`ServeError` is raised, so no orphan process is left behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+DEFAULT_SERVED_NAME = 'awpo-eval'
+HEAVY_LOCK = '/tmp/awpo-heavy.lock'
+
+
+class ServeError(RuntimeError):
+    """The server could not be started (the message names the cause and the server log)."""
+
+
+@dataclass
+class Checkpoint:
+    """What to serve: a full model folder, or a LoRA adapter folder on top of ``base_model``."""
+    model: str
+    adapter: Optional[str] = None
+
+
+def resolve_checkpoint(model_path: str, base_model: Optional[str] = None) -> Checkpoint:
+    """Check the path and tell a full checkpoint from a LoRA adapter (``adapter_config.json``)."""
+    path = Path(model_path).expanduser()
+    if not path.exists():
+        raise ServeError(f'checkpoint path does not exist: {path}')
+    if not path.is_dir():
+        raise ServeError(f'checkpoint path is not a folder: {path}')
+    adapter_cfg = path / 'adapter_config.json'
+    if adapter_cfg.is_file():
+        base = base_model or json.loads(adapter_cfg.read_text()).get('base_model_name_or_path')
+        if not base:
+            raise ServeError(f'{adapter_cfg} names no base model: pass --base-model')
+        return Checkpoint(model=str(base), adapter=str(path.resolve()))
+    if not (path / 'config.json').is_file():
+        raise ServeError(f'{path} holds neither config.json (full model) nor adapter_config.json (LoRA adapter)')
+    return Checkpoint(model=str(path.resolve()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - no torch means no GPU for us
+        return False
+
+
+def pick_backend(requested: str = 'auto') -> str:
+    """``auto`` -> vllm when a GPU and the vllm package are present, else swift deploy."""
+    if requested != 'auto':
+        return requested
+    import importlib.util
+    return 'vllm' if gpu_available() and importlib.util.find_spec('vllm') else 'swift'
+
+
+def swift_deploy_cmd(ckpt: Checkpoint, port: int, served_name: str, swift_args: List[str]) -> List[str]:
+    """``swift deploy`` command line; ``swift_args`` carries model-specific flags (template, dtype...)."""
+    swift = shutil.which('swift') or str(Path(sys.executable).with_name('swift'))
+    cmd = [swift, 'deploy', '--model', ckpt.model, '--host', '127.0.0.1', '--port', str(port),
+           '--served_model_name', served_name, '--verbose', 'false', '--log_interval', '-1']
+    if ckpt.adapter:
+        # swift deploy serves each adapter under its own name: `--adapters name=path`.
+        cmd += ['--adapters', f'{served_name}={ckpt.adapter}']
+    return cmd + list(swift_args)
+
+
+def vllm_cmd(ckpt: Checkpoint, port: int, served_name: str, extra: List[str]) -> List[str]:
+    cmd = ['vllm', 'serve', ckpt.model, '--host', '127.0.0.1', '--port', str(port),
+           '--enable-auto-tool-choice', '--tool-call-parser', 'hermes']
+    if ckpt.adapter:
+        cmd += ['--enable-lora', '--lora-modules', f'{served_name}={ckpt.adapter}']
+    else:
+        cmd += ['--served-model-name', served_name]
+    return cmd + list(extra)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback only
+            return 200 <= r.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@dataclass
+class Server:
+    """Context manager: start the back-end, wait until ``/v1/models`` answers, stop it on exit."""
+    model_path: Optional[str] = None
+    base_url: Optional[str] = None
+    backend: str = 'auto'
+    base_model: Optional[str] = None
+    served_name: str = DEFAULT_SERVED_NAME
+    extra_args: List[str] = field(default_factory=list)
+    log_path: Optional[str] = None
+    startup_timeout: float = 600.0
+    use_lock: bool = True
+    port: Optional[int] = None
+    proc: Optional[subprocess.Popen] = None
+    _lock_fd: Optional[int] = None
+
+    # -- public ---------------------------------------------------------------------------------------
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        if self.base_url:
+            url = self.base_url.rstrip('/')
+            if not http_ok(url + '/models'):
+                raise ServeError(f'no OpenAI-compatible server answers at {url}/models')
+            return url
+        if not self.model_path:
+            raise ServeError('give --model-path (a checkpoint to serve) or --base-url (a running server)')
+        ckpt = resolve_checkpoint(self.model_path, self.base_model)  # fails before anything is started
+        backend = pick_backend(self.backend)
+        self.port = self.port or free_port()
+        if backend == 'swift':
+            cmd = swift_deploy_cmd(ckpt, self.port, self.served_name, self.extra_args)
+        elif backend == 'vllm':
+            cmd = vllm_cmd(ckpt, self.port, self.served_name, self.extra_args)
+        else:
+            raise ServeError(f'unknown backend {backend!r} (auto, swift, vllm)')
+        log_path = Path(self.log_path or f'/tmp/awpo-serve-{self.port}.log')
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = str(log_path)
+        if self.use_lock and backend == 'swift':
+            self._take_lock()
+        log = open(log_path, 'w')
+        print(f'[serve] {backend}: {" ".join(cmd)}\n[serve] log: {log_path}', file=sys.stderr)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        url = f'http://127.0.0.1:{self.port}/v1'
+        try:
+            self._wait_healthy(url)
+        except BaseException:
+            self.stop()
+            raise
+        return url
+
+    def stop(self) -> None:
+        """Kill the server's whole process group (SIGTERM, then SIGKILL after 20 s)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if proc is not None:
+            try:  # children that outlived the leader
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._release_lock()
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _wait_healthy(self, url: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServeError(f'server exited with code {self.proc.returncode} during start-up '
+                                 f'(model {self.model_path}); last lines of {self.log_path}:\n{self.log_tail()}')
+            if http_ok(url + '/models'):
+                return
+            time.sleep(1.0)
+        raise ServeError(f'server not healthy after {self.startup_timeout:.0f} s; see {self.log_path}:\n'
+                         f'{self.log_tail()}')
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            return '\n'.join(Path(self.log_path).read_text(errors='replace').splitlines()[-n:])
+        except OSError:
+            return '(no log)'
+
+    def _take_lock(self) -> None:
+        import fcntl
+        self._lock_fd = os.open(HEAVY_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+
+# Flags that make `swift deploy` serve the small CPU model (SmolLM2-135M-Instruct, a Llama in ChatML).
+SMOLLM2_SWIFT_ARGS = ['--model_type', 'llama', '--template', 'chatml', '--agent_template', 'hermes',
+                      '--torch_dtype', 'float32']
+
+
+def add_server_args(p: argparse.ArgumentParser) -> None:
+    """The serving options every evaluator shares."""
+    g = p.add_argument_group('serving')
+    g.add_argument('--model-path', help='checkpoint folder (full model or LoRA adapter) to serve')
+    g.add_argument('--base-url', help='use an OpenAI-compatible server already running (…/v1)')
+    g.add_argument('--base-model', help='base model of a LoRA adapter (default: from adapter_config.json)')
+    g.add_argument('--backend', default='auto', choices=['auto', 'swift', 'vllm'],
+                   help='auto: vllm if a GPU and vllm are present, else swift deploy')
+    g.add_argument('--served-name', default=None,
+                   help=f'model name the server answers to (default {DEFAULT_SERVED_NAME}; with --base-url the '
+                        'first model the server lists)')
+    g.add_argument('--server-arg', action='append', default=[], metavar='ARG',
+                   help='extra argument for swift deploy / vllm serve (repeat; e.g. --server-arg=--template)')
+    g.add_argument('--smollm2', action='store_true',
+                   help='add the swift deploy flags for the CPU SmolLM2 model: ' + ' '.join(SMOLLM2_SWIFT_ARGS))
+    g.add_argument('--startup-timeout', type=float, default=600.0)
+
+
+def server_from_args(args, log_path: Optional[str] = None) -> Server:
+    extra = list(args.server_arg) + (SMOLLM2_SWIFT_ARGS if getattr(args, 'smollm2', False) else [])
+    return Server(model_path=args.model_path, base_url=args.base_url, backend=args.backend,
+                  base_model=args.base_model, served_name=args.served_name or DEFAULT_SERVED_NAME,
+                  extra_args=extra, log_path=log_path, startup_timeout=args.startup_timeout)
+
+
+def served_model_name(base_url: str, preferred: Optional[str]) -> str:
+    """The name to put in requests: the one asked for, else the first model the server lists."""
+    if preferred:
+        return preferred
+    with urllib.request.urlopen(base_url.rstrip('/') + '/models', timeout=10) as r:  # noqa: S310
+        data = json.load(r).get('data') or []
+    if not data:
+        raise ServeError(f'{base_url}/models lists no model')
+    return data[0]['id']
