@@ -28,6 +28,7 @@ class Stats:
     written: Counter = field(default_factory=Counter)     # source -> instances written
     skips: Counter = field(default_factory=Counter)       # (source, reason) -> rows skipped
     examples: dict = field(default_factory=dict)          # (source, reason) -> first message
+    asked: dict = field(default_factory=dict)             # source -> dialogues requested (None = all)
 
     def table(self) -> str:
         sources = list(dict.fromkeys([*self.read, *(s for s, _ in self.skips)]))
@@ -37,6 +38,9 @@ class Stats:
             lines.append(f'{s:<10} {self.read[s]:>10} {self.dialogues[s]:>10} {self.written[s]:>10} {nskip:>8}')
         lines.append(f'{"total":<10} {sum(self.read.values()):>10} {sum(self.dialogues.values()):>10} '
                      f'{sum(self.written.values()):>10} {sum(self.skips.values()):>8}')
+        for s, n in self.asked.items():
+            if n is not None and self.dialogues[s] < n:
+                lines.append(f'note: {s}: {n} dialogues asked, only {self.dialogues[s]} usable in the input')
         if self.skips:
             lines.append('skips by reason and source:')
             for (s, reason), n in sorted(self.skips.items()):
@@ -57,6 +61,7 @@ def convert_source(source: str, raw_rows: list[dict], count: int | None, seed: i
                    stats: Stats, progress: bool = True) -> Iterator[dict]:
     """Yield validated rows of up to `count` dialogues of one source; count skips by reason."""
     conv = converter(source, seed)
+    stats.asked[source] = count
     seen: set[str] = set()
     target = len(raw_rows) if count is None else min(count, len(raw_rows))
     bar = tqdm(total=target, desc=f'{source:<8}', unit='dlg', disable=not progress, leave=False)

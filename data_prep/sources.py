@@ -1,6 +1,7 @@
 """Where each source comes from (public hub ids, bundled fixture) and which converter reads it."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from functools import partial
@@ -49,8 +50,10 @@ def hub_plan(source: str, hub: str = 'hf') -> list[HubLoad]:
     return [HubLoad(loader, ds, 'train', prefix) for ds, prefix in SOURCES[source].hub_ids]
 
 
+@functools.lru_cache(maxsize=None)
 def load_hub(load: HubLoad) -> list[dict]:
-    """Load one hub dataset (network needed). Rows come back as plain dicts."""
+    """Load one hub dataset (network needed), once per run (xlam and hammer share xlam-60k).
+    Rows come back as plain dicts; converters never modify them."""
     if load.loader == 'datasets':
         from datasets import load_dataset
         ds = load_dataset(load.dataset_id, split=load.split)

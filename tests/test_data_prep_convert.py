@@ -317,18 +317,28 @@ def test_demo_is_deterministic(tmp_path):
 
 # ------------------------------------------------------------------ ms-swift rendering (hermes)
 
-def test_rows_render_with_ms_swift_hermes_template(smollm2_dir, tmp_path):
+def test_rows_load_and_render_with_ms_swift_hermes_template(smollm2_dir, tmp_path):
+    """ms-swift's own dataset loader keeps every AWPO column and accepts the roles; its chatml template with
+    the hermes agent template renders tools, earlier calls and results natively and ends at the generation
+    prompt (the target action is what the policy generates)."""
+    from swift.dataset import load_dataset
     from swift.model import get_processor
     from swift.template import get_template
-    proc = get_processor(str(smollm2_dir), model_type='llama')
-    template = get_template(proc, template_type='chatml', agent_template='hermes')
-    tok = proc.tokenizer if hasattr(proc, 'tokenizer') else proc
     out = tmp_path / 'demo.jsonl'
     assert main(['demo', '--out', str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
+    ds, _ = load_dataset([str(out)], split_dataset_ratio=0, num_proc=1, remove_unused_columns=False)
+    assert len(ds) == len(rows)
+    assert {'messages', 'tools', 'ground_truth', 'reference_rationale', 'source', 'dialogue_id', 'step'} <= \
+        set(ds.column_names)
+    proc = get_processor(str(smollm2_dir), model_type='llama')
+    template = get_template(proc, template_type='chatml', agent_template='hermes')
+    tok = proc.tokenizer if hasattr(proc, 'tokenizer') else proc
     longest = 0
-    for row in rows:
-        enc = template.encode({'messages': copy.deepcopy(row['messages']), 'tools': row['tools']})
+    for row, loaded in zip(rows, ds):
+        assert [m['role'] for m in loaded['messages']] == [m['role'] for m in row['messages']]
+        assert loaded['ground_truth'] == row['ground_truth'] and loaded['step'] == row['step']
+        enc = template.encode({'messages': copy.deepcopy(loaded['messages']), 'tools': loaded['tools']})
         longest = max(longest, len(enc['input_ids']))
         text = tok.decode(enc['input_ids'])
         assert text.endswith('<|im_start|>assistant\n')
