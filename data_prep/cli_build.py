@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from .pipeline import Stats, StrictError, convert_source, write_rows
+from .pipeline import Stats, convert_source, write_rows
 from .sources import SOURCES, fixture_path, hub_plan, load_hub, read_local
 
 DEMO_SEED = 0

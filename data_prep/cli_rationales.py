@@ -33,6 +33,8 @@ def cmd_rationales(args) -> int:
         return 0
     if not args.out:
         raise SystemExit('rationales: --out is required unless --export-batch is given')
+    if Path(args.out).resolve() == Path(args.inp).resolve():
+        raise SystemExit('rationales: --out must differ from --in (the output is appended to)')
     client = R.make_client(args.base_url, args.api_key_env, args.timeout)
     summary = asyncio.run(R.run(rows, args.out, client, args.model, args.concurrency, args.max_tokens,
                                 args.temperature, args.retries, args.retry_wait, progress=not args.quiet))

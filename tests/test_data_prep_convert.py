@@ -89,6 +89,8 @@ def test_toolace_instances_context_and_ground_truth():
                                                  'dates': ['2024-05-03', '2024-05-05'], 'max_stops': 1}},
         {'name': 'Get Weather', 'arguments': {'city': 'Rome'}}]
     assert r['messages'][0]['content'].endswith('The current time is 2024-05-01 10:00.')
+    route = json.loads(r['tools'])[0]['function']['parameters']['properties']['route']
+    assert route['type'] == 'object' and route['properties']['to'] == {'type': 'string'}   # nested "dict"
     r = by[('1', 2)]
     assert [m['role'] for m in r['messages']] == ['system', 'user', 'tool_call', 'tool_call', 'tool_response',
                                                   'tool_response', 'assistant', 'user']
