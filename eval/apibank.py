@@ -16,8 +16,9 @@ Raw rows:
 
 Conversion (:func:`convert_row`) gives the training tool-calling format: OpenAI ``tools`` plus messages with
 assistant ``tool_calls`` and ``tool`` results; APIs that a ToolSearcher result describes join ``tools``.
-A trailing "AI:" utterance right before the call (it only announces the call) is dropped, because OpenAI
-chat servers would not continue it the same way.
+An "AI:" utterance right before a logged call becomes that call's assistant text; a trailing "AI:" utterance
+right before the call to predict (it only announces it) is dropped, because OpenAI chat servers would not
+continue it the same way; a user turn right after a tool result gets an empty assistant turn before it.
 
 Correct (:func:`match_calls`): the model's calls are exactly ``[gold]`` -- same API name, same argument
 names, and values equal *with their types* (``'1' != 1``, ``1 != 1.0``, ``True != 1``); no call, a second
@@ -187,15 +188,22 @@ def convert_row(row: Dict[str, Any], level: int, index: int) -> Case:
             name, args = parse_api_request(call_text + ']')
             call_id = f'call_{n_call}'
             n_call += 1
-            messages.append({'role': 'assistant', 'content': '', 'tool_calls': [
-                {'id': call_id, 'type': 'function',
-                 'function': {'name': name, 'arguments': json.dumps(args, ensure_ascii=False)}}]})
+            call = {'id': call_id, 'type': 'function',
+                    'function': {'name': name, 'arguments': json.dumps(args, ensure_ascii=False)}}
+            if messages and messages[-1]['role'] == 'assistant' and not messages[-1].get('tool_calls'):
+                messages[-1]['tool_calls'] = [call]  # "AI: let me check." + the call = one assistant turn
+            else:
+                messages.append({'role': 'assistant', 'content': '', 'tool_calls': [call]})
             messages.append({'role': 'tool', 'tool_call_id': call_id, 'content': result})
             for desc in _descriptions_in_result(result):
                 tool = api_to_tool(desc)
                 tools.setdefault(tool['function']['name'], tool)
         else:
             role = 'user' if speaker == 'User' else 'assistant'
+            if role == 'user' and messages and messages[-1]['role'] == 'tool':
+                # chat templates (ms-swift's among them) need an assistant turn between a tool result and
+                # the next user turn; the official dialogue has none there
+                messages.append({'role': 'assistant', 'content': ''})
             if messages and messages[-1]['role'] == role and not messages[-1].get('tool_calls'):
                 messages[-1]['content'] += '\n' + text
             else:
@@ -330,6 +338,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--limit', type=int, default=None, help='first N cases of each level')
     p.add_argument('--data-dir', default=None, help='local copy of the official test-data files')
     p.add_argument('--sample', action='store_true', help=f'use the bundled sample ({SAMPLE_DIR})')
+    p.add_argument('--paper-row', default=None, help='paper row this run reproduces, e.g. Qwen3-8B/AWPO')
     p.add_argument('--results-dir', default='results')
     p.add_argument('--on-exists', default='refuse', choices=R.ON_EXISTS)
     p.add_argument('--max-tokens', type=int, default=256)
@@ -370,7 +379,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         scores=scores,
         settings={'levels': levels, 'limit': args.limit, 'data': data_dir or str(cache_dir()),
                   'max_tokens': args.max_tokens, 'temperature': args.temperature,
-                  'rule': 'calls == [gold]: same name, same argument names, type-strict equal values'},
+                  'rule': 'calls == [gold]: same name, same argument names, type-strict equal values',
+                  'paper_row': args.paper_row},
         extra={'wall_time_s': round(time.time() - t0, 1)})
     print(json.dumps(scores))
     print(f'[apibank] wrote {summary} and {paths.cases}', file=sys.stderr)

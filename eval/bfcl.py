@@ -195,6 +195,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--limit', type=int, default=None, help='first N cases of each category')
     p.add_argument('--num-threads', type=int, default=1, help='concurrent requests of bfcl generate')
     p.add_argument('--temperature', type=float, default=0.001, help="bfcl-eval's default")
+    p.add_argument('--paper-row', default=None, help='paper row this run reproduces, e.g. Qwen3-8B/AWPO')
     p.add_argument('--results-dir', default='results')
     p.add_argument('--on-exists', default='refuse', choices=R.ON_EXISTS)
     args = p.parse_args(argv)
@@ -233,7 +234,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                   'handler': 'bfcl_eval OpenAICompletionsHandler (FC) via the server\'s hermes tool parser',
                   'bfcl_python': py, 'workdir': str(work),
                   'overall_formula': '(NL + L + MT) / 3  (BFCL v3 total_overall_accuracy)',
-                  'single_turn_formula': '(NL + L) / 2'},
+                  'single_turn_formula': '(NL + L) / 2',
+                  'paper_row': args.paper_row},
         extra={'wall_time_s': round(time.time() - t0, 1)})
     show = {k: scores[k] for k in ('Overall', 'MT', 'Base', 'MissFunc', 'MissParam', 'LongContext', 'ST', 'NL',
                                    'L')}

@@ -1,0 +1,142 @@
+"""The paper's Tables 1-5 with our runs beside the published numbers.
+
+    python -m eval.tables --runs results/ --out results/tables.md [--map my-run=Qwen3-4B-2507/AWPO ...]
+
+Published numbers: ``eval/paper_results.json`` (transcribed from the paper). Our numbers: the latest
+``results/<run>/<benchmark>.json`` of every run (:func:`eval.results.load_runs`).
+
+A run is placed under the paper row it reproduces by ``--map RUN=GROUP/METHOD`` (Table 1 has no groups:
+``RUN=AWPO``), or by ``settings.paper_row`` in its result file; its line shows each cell as
+``ours (Δ ours - paper)``. Runs not mapped are listed after the paper rows of each table. A cell whose
+benchmark the run has not been evaluated on reads ``not run``; a cell computed on a subset (``--limit`` or
+missing categories) carries ``*``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+PAPER = Path(__file__).with_name('paper_results.json')
+BENCHMARKS = ('bfcl', 'apibank', 'mmlu_pro')
+NOT_RUN = 'not run'
+
+
+def load_paper(path: Path = PAPER) -> Dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def row_key(row: Dict[str, Any]) -> str:
+    return f"{row['group']}/{row['method']}" if row.get('group') else row['method']
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return '—'
+    if isinstance(v, (int, float)):
+        return f'{v:.2f}'
+    return str(v)
+
+
+def our_cell(run: Dict[str, Dict[str, Any]], bench: str, col: str, paper_value: Any) -> str:
+    """One of our cells: value, ``*`` when partial, and the difference to the paper's value."""
+    summary = run.get(bench)
+    if summary is None:
+        return NOT_RUN
+    scores = summary.get('scores', {})
+    v = scores.get(col)
+    if v is None:
+        return NOT_RUN
+    star = '*' if col in scores.get('partial_columns', []) or summary.get('settings', {}).get('limit') else ''
+    if isinstance(paper_value, (int, float)) and isinstance(v, (int, float)):
+        return f'{v:.2f}{star} ({v - paper_value:+.2f})'
+    return f'{fmt(v)}{star}'
+
+
+def mapping(runs: Dict[str, Dict[str, Any]], maps: List[str]) -> Dict[str, List[str]]:
+    """{paper row key: [run names]} from ``--map`` and the runs' own ``settings.paper_row``."""
+    out: Dict[str, List[str]] = {}
+    for run, benches in runs.items():
+        for s in benches.values():
+            row = s.get('settings', {}).get('paper_row')
+            if row and run not in out.get(row, []):
+                out.setdefault(row, []).append(run)
+    for m in maps:
+        run, sep, row = m.partition('=')
+        if not sep:
+            raise ValueError(f'--map {m!r}: expected RUN=GROUP/METHOD')
+        if run not in runs:
+            raise ValueError(f'--map {m!r}: no results for run {run!r}')
+        if run not in out.get(row, []):
+            out.setdefault(row, []).append(run)
+    return out
+
+
+def render_table(tid: str, table: Dict[str, Any], runs: Dict[str, Dict[str, Any]],
+                 placed: Dict[str, List[str]]) -> str:
+    cols, heads, bench = table['columns'], table['headers'], table['benchmark']
+    lines = [f'### {tid.replace("table", "Table ")}', '', table['title'], '',
+             '| Method | ' + ' | '.join(heads) + ' |', '|' + '---|' * (len(cols) + 1)]
+    used = set()
+    group = object()
+    for row in table['rows']:
+        if row.get('group') != group:
+            group = row.get('group')
+            if group:
+                lines.append(f'| **{group}** |' + ' |' * len(cols))
+        vals = row['values']
+        lines.append(f"| {row['method']} (paper) | " + ' | '.join(fmt(vals.get(c)) for c in cols) + ' |')
+        for run in placed.get(row_key(row), []):
+            used.add(run)
+            cells = [fmt(vals.get(c)) if c == 'Params' else our_cell(runs[run], bench, c, vals.get(c))
+                     for c in cols]
+            lines.append(f'| ↳ ours: `{run}` | ' + ' | '.join(cells) + ' |')
+    others = [r for r in runs if r not in used and bench in runs[r]]
+    if others:
+        lines.append('| **our other runs** |' + ' |' * len(cols))
+        for run in others:
+            cells = ['—' if c == 'Params' else our_cell(runs[run], bench, c, None) for c in cols]
+            lines.append(f'| `{run}` | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def render(runs: Dict[str, Dict[str, Any]], maps: List[str], paper: Optional[Dict[str, Any]] = None) -> str:
+    paper = paper or load_paper()
+    placed = mapping(runs, maps)
+    known = {row_key(r) for t in paper['tables'].values() for r in t['rows']}
+    unknown = sorted(set(placed) - known)
+    if unknown:
+        raise ValueError(f'paper rows not found: {unknown} (keys look like "Qwen3-4B-2507/AWPO")')
+    parts = ['# AWPO paper tables with our runs', '',
+             f'Paper numbers: `{PAPER.name}`. Ours: `ours (Δ ours − paper)`; `{NOT_RUN}`: not evaluated yet; '
+             '`*`: computed on a subset (--limit or missing categories).', '']
+    for tid, table in paper['tables'].items():
+        parts += [render_table(tid, table, runs, placed), '']
+        note = paper.get('notes', {}).get(tid)
+        if note:
+            parts += [f'_Note: {note}_', '']
+    return '\n'.join(parts)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from eval.results import load_runs
+    p = argparse.ArgumentParser(prog='python -m eval.tables', description=__doc__.split('\n\n')[0])
+    p.add_argument('--runs', default='results', help='folder of results/<run>/<benchmark>.json')
+    p.add_argument('--out', default=None, help='markdown file to write (default: print)')
+    p.add_argument('--map', action='append', default=[], metavar='RUN=GROUP/METHOD')
+    args = p.parse_args(argv)
+    runs = load_runs(args.runs, BENCHMARKS)
+    text = render(runs, args.map)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f'[tables] {len(runs)} runs from {args.runs} -> {args.out}', file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
