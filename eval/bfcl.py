@@ -132,6 +132,9 @@ def paper_columns(score_root: Path, model_display: str, ran: List[str], full: bo
         'MissParam': _pct(mt.get('Miss Param')), 'LongContext': _pct(mt.get('Long Context')),
         'overall_v4_official': _pct(ov.get('Overall Acc')),
     }
+    for col, cats in (('NL', NON_LIVE), ('L', LIVE), ('MT', list(MULTI_TURN.values()))):
+        if not set(cats) & set(ran):
+            s[col] = None  # bfcl-eval prints 0% for an overall none of whose categories ran: "not run"
     s['ST'] = round((s['NL'] + s['L']) / 2, 2) if None not in (s['NL'], s['L']) else None
     s['Overall'] = (round((s['NL'] + s['L'] + s['MT']) / 3, 2)
                     if None not in (s['NL'], s['L'], s['MT']) else None)
@@ -220,7 +223,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         run_bfcl(py, work, 'http://unused/v1', 'unused',
                  ['evaluate', '--model', REGISTRY_NAME, '--test-category', ','.join(cats), '--partial-eval'],
                  log=log)
-    display = f'{REGISTRY_NAME} (FC, local)'
+    display = f'{REGISTRY_NAME} (FC)'  # as eval/bfcl_entry.py registers it
     model_dir = REGISTRY_NAME.replace('/', '_')
     scores = paper_columns(work / 'score', display, cats, full=args.limit is None)
     scores['categories'] = category_scores(work / 'score' / model_dir)

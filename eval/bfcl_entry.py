@@ -31,7 +31,7 @@ def register(registry_name: str, served_name: str) -> None:
         raise SystemExit(f'registry name {registry_name!r}: bfcl-eval maps "_" to "/" in its tables; use "-"')
     MODEL_CONFIG_MAPPING[registry_name] = ModelConfig(
         model_name=served_name,
-        display_name=f'{registry_name} (FC, local)',
+        display_name=f'{registry_name} (FC)',  # no comma: bfcl-eval writes CSV unquoted
         url='local', org='local', license='local',
         model_handler=OpenAICompletionsHandler,
         input_price=None, output_price=None,
