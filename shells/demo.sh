@@ -68,7 +68,7 @@ fi
 
 say "[3/6] train: AWPO, $STEPS steps -> $TRAIN_OUT"
 CPU_STEPS=$STEPS CPU_DATA=$DATA bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" awpo smollm2
-CKPT=$(cat "$TRAIN_OUT/FINAL" 2>/dev/null || echo "$TRAIN_OUT/last")
+CKPT=$(cat "$TRAIN_OUT/FINAL" 2>/dev/null || echo "$TRAIN_OUT/last-checkpoint")
 
 say "[4/6] eval: BFCL smoke subset + API-Bank sample"
 EVAL=(--only 'bfcl,apibank' --bfcl-categories 'simple_python,multi_turn_base' --apibank-levels '1,2,3'

@@ -76,7 +76,7 @@ for model in $SEL_MODELS; do
     else
       bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" "$row" "$model"
       out=$RUNS_DIR/$model/$row
-      ckpt=$(cat "$out/FINAL" 2>/dev/null || echo "$out/last")
+      ckpt=$(cat "$out/FINAL" 2>/dev/null || echo "$out/last-checkpoint")
     fi
     if [ -n "$BENCH" ]; then
       bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" --only "$BENCH" "$ckpt" "$model-$row"

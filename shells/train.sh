@@ -46,7 +46,7 @@ if [ "$MODEL" = smollm2 ]; then
   # The CPU backbone (SmolLM2-135M-Instruct): the same recipe scaled to 2 cores. What changes, and why:
   # LoRA (full fine-tuning of 135M params on CPU is 3x slower per step), G = 4 and 64 new tokens
   # (~17 s a step), one prompt per step, a LoRA learning rate, no vLLM / DeepSpeed.
-  if [ "$DRY_RUN" = 1 ] && [ ! -d "${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}" ]; then
+  if [ "$DRY_RUN" = 1 ]; then  # where plugin.smollm2 puts it (a real run converts it first if needed)
     MODEL_ID=${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}
   else
     MODEL_ID=$(cd "$REPO_ROOT" && python -m plugin.smollm2 | tail -n 1)
@@ -106,11 +106,13 @@ if [ "$METHOD_INIT" = sft ]; then
     dry=(); [ "$DRY_RUN" = 1 ] && dry=(--dry-run)
     bash "$REPO_ROOT/shells/train.sh" "${dry[@]}" sft "$MODEL"
   fi
-  START=$(cat "$sft_out/FINAL" 2>/dev/null || echo "$sft_out/last")
+  START=$(cat "$sft_out/FINAL" 2>/dev/null || echo "$sft_out/last-checkpoint")
   [ "$TUNER_TYPE" = lora ] && [ "$MODEL" = smollm2 ] && START=$sft_out/merged
 fi
 
-COMMON_OUT=(--output_dir "$OUT" --add_version false --create_checkpoint_symlink true
+# ms-swift keeps OUTPUT/last-checkpoint pointing at the newest checkpoint (its --create_checkpoint_symlink
+# is not used: in 4.6 it fails at the end of a run without evaluation).
+COMMON_OUT=(--output_dir "$OUT" --add_version false
             --save_steps "$SAVE_STEPS" --save_total_limit 2 --logging_steps 1 --seed "$SEED"
             --split_dataset_ratio 0 --tuner_type "$TUNER_TYPE")
 
@@ -168,15 +170,16 @@ say "$METHOD on $MODEL ($MODEL_ID, ${WORLD} process(es), accumulation $GAS) -> $
 [ "$DRY_RUN" = 1 ] || mkdir -p "$OUT"
 run "${RUN_ENV[@]}" "${CMD[@]}"
 
-FINAL=$OUT/last
+FINAL=$OUT/last-checkpoint
 if [ "$TUNER_TYPE" = lora ] && [ "$METHOD_KIND" = sft ]; then
   # The evaluators serve LoRA adapters as they are; an SFT adapter is merged into the base weights
   # (ms-swift export) so that SFT+GRPO can start from a plain model folder.
   FINAL=$OUT/merged
-  run swift export --adapters "$OUT/last" --merge_lora true --output_dir "$FINAL" --exist_ok true
+  run swift export --adapters "$OUT/last-checkpoint" --merge_lora true --output_dir "$FINAL" --exist_ok true
 fi
 if [ "$DRY_RUN" != 1 ]; then
   [ -e "$FINAL" ] || die "training ended but $FINAL is missing"
+  FINAL=$(readlink -f "$FINAL")
   echo "$FINAL" > "$OUT/FINAL"
   date -u +%FT%TZ > "$OUT/DONE"
   say "done in $(elapsed): model $FINAL, logs $OUT/logging.jsonl"

