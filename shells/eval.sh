@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Evaluate one checkpoint on the paper's benchmarks (Tables 2-5):
 #   bash shells/eval.sh [--dry-run] [--only bfcl,apibank,mmlu_pro] [--limit N] [--bfcl-categories C]
-#                       [--apibank-levels L] [--apibank-sample] [--base-url URL] CKPT NAME [-- EVAL_ARGS]
+#                       [--apibank-levels L] [--apibank-sample] [--base-url URL] [--paper-row GROUP/METHOD]
+#                       CKPT NAME [-- EVAL_ARGS]
 # CKPT: a model folder, a LoRA adapter folder, or a hub id (the base rows); NAME: the row's name in
 # results/ (results/NAME/<benchmark>.json, written by the eval package). A benchmark whose result file
 # already exists is skipped (FORCE=1 re-runs it; the evaluator keeps the earlier file as well).
 # Defaults: all three benchmarks; BFCL non_live,live,multi_turn (Tables 2 and 5); API-Bank levels 1,2,3.
 # --apibank-sample uses the API-Bank sample bundled with the eval package (offline); EVAL_ARGS go to every
-# evaluator (e.g. -- --smollm2 for the CPU model's serving flags).
+# evaluator (e.g. -- --smollm2 for the CPU model's serving flags). --paper-row places the run beside the
+# paper's row in eval.tables (e.g. 'Qwen3-8B/AWPO').
 # Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE.
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ONLY=bfcl,apibank,mmlu_pro; LIMIT=''; CATS=non_live,live,multi_turn; LEVELS=1,2,3; BASE_URL=''
-SAMPLE=0; POS=(); PASS=()
+SAMPLE=0; POS=(); PASS=(); PAPER_ROW=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
@@ -24,8 +26,9 @@ while [ $# -gt 0 ]; do
     --apibank-levels) LEVELS=$2; shift ;;
     --base-url) BASE_URL=$2; shift ;;
     --apibank-sample) SAMPLE=1 ;;
+    --paper-row) PAPER_ROW=$2; shift ;;
     --) shift; PASS=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     -*) die "unknown option '$1' (--help)" ;;
     *) POS+=("$1") ;;
   esac
@@ -40,6 +43,7 @@ start_plan
 
 COMMON=(--model-path "$CKPT" --name "$NAME" --results-dir "$RESULTS_DIR")
 [ "${FORCE:-0}" = 1 ] && COMMON+=(--on-exists suffix)
+[ -n "$PAPER_ROW" ] && COMMON+=(--paper-row "$PAPER_ROW")
 [ -n "$LIMIT" ] && COMMON+=(--limit "$LIMIT")
 [ -n "$BASE_URL" ] && COMMON+=(--base-url "$BASE_URL")
 

@@ -72,14 +72,18 @@ for model in $SEL_MODELS; do
   model_settings "$model" || die "unknown model '$model' (one of: $MODELS)"
   for row in $ROWS; do
     if [ "$row" = base ]; then
-      ckpt=$MODEL_ID
+      ckpt=$MODEL_ID; paper_row=$PAPER_GROUP/Base
     else
+      METHOD_PAPER_ROW=''
+      # shellcheck source=shells/recipes/awpo.sh
+      source "$REPO_ROOT/shells/recipes/$row.sh"
+      paper_row=${METHOD_PAPER_ROW:+$PAPER_GROUP/$METHOD_PAPER_ROW}
       bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" "$row" "$model"
       out=$RUNS_DIR/$model/$row
       ckpt=$(cat "$out/FINAL" 2>/dev/null || echo "$out/last-checkpoint")
     fi
     if [ -n "$BENCH" ]; then
-      bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" --only "$BENCH" "$ckpt" "$model-$row"
+      bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" --only "$BENCH" --paper-row "$paper_row" "$ckpt" "$model-$row"
     elif [ "$row" != base ]; then
       run python -m eval.plots --train-log "$RUNS_DIR/$model/$row" --out "$RESULTS_DIR/plots/$model-$row"
     fi

@@ -369,6 +369,11 @@ def test_reproduce_all_plans_each_run_once_and_each_table_its_benchmark(tmp_path
     assert len(evals['eval.bfcl']) == 21 + 9
     assert 'qwen3-4b-base' in evals['eval.bfcl'] and 'qwen3-8b-awpo_no_gating' in evals['eval.bfcl']
     assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in cmds) == 3
+    # Every evaluated run names the paper row it reproduces, and that row exists in the paper's tables.
+    paper = json.loads((REPO / 'eval' / 'paper_results.json').read_text())['tables']
+    keys = {f"{r['group']}/{r['method']}" for t in paper.values() for r in t['rows'] if r.get('group')}
+    rows = {a[a.index('--paper-row') + 1] for _, a in cmds if '--paper-row' in a}
+    assert rows <= keys and len(rows) == 3 * 10, sorted(rows - keys)
     assert [a[2] for _, a in cmds if a[:3] == ['python', '-m', 'eval.tables']] == ['eval.tables'] * 4
 
 

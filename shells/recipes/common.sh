@@ -70,16 +70,17 @@ SFT_ROWS_PER_STEP=128
 SFT_PER_DEVICE_BATCH=4
 
 # ---------------------------------------------------------------- backbones and their hardware
-# model_settings MODEL sets MODEL_ID and how the run is laid out on GPUs (ms-swift switches).
+# model_settings MODEL sets MODEL_ID, the paper's group name for it (PAPER_GROUP, eval.tables) and how
+# the run is laid out on GPUs (ms-swift switches).
 #   ROLLOUT=colocate: vLLM inside the training processes (one node of 8 x 80 GB), ZeRO-3.
 #   ROLLOUT=server:   vLLM in its own process group started by shells/serve_rollout.sh (`swift rollout`)
 #                     on its own node, weights synced from the trainer; used for the 8B model, whose
 #                     rollouts (thinking on, 256 x up to 1024 tokens) dominate the step time.
 model_settings() {
   case "$1" in
-    qwen3-1.7b) MODEL_ID=Qwen/Qwen3-1.7B;             ROLLOUT=colocate; VLLM_GPU_MEM=0.4 ;;
-    qwen3-4b)   MODEL_ID=Qwen/Qwen3-4B-Instruct-2507; ROLLOUT=colocate; VLLM_GPU_MEM=0.5 ;;
-    qwen3-8b)   MODEL_ID=Qwen/Qwen3-8B;               ROLLOUT=server;   VLLM_GPU_MEM=0.9 ;;
+    qwen3-1.7b) MODEL_ID=Qwen/Qwen3-1.7B;             PAPER_GROUP=Qwen3-1.7B;    ROLLOUT=colocate; VLLM_GPU_MEM=0.4 ;;
+    qwen3-4b)   MODEL_ID=Qwen/Qwen3-4B-Instruct-2507; PAPER_GROUP=Qwen3-4B-2507; ROLLOUT=colocate; VLLM_GPU_MEM=0.5 ;;
+    qwen3-8b)   MODEL_ID=Qwen/Qwen3-8B;               PAPER_GROUP=Qwen3-8B;      ROLLOUT=server;   VLLM_GPU_MEM=0.9 ;;
     *) return 1 ;;
   esac
   GPUS_PER_NODE=${NPROC_PER_NODE:-8}

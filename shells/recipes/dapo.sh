@@ -2,7 +2,8 @@
 # Sourced by shells/train.sh after common.sh. Only the switches that define this method live here.
 # METHOD_KIND rl|sft; METHOD_PLUGIN the --external_plugins file; METHOD_REWARDS the --reward_funcs;
 # METHOD_ARGS extra ms-swift switches; METHOD_AWPO_CONFIG the AWPO_CONFIG file (AWPO settings + judge);
-# METHOD_NEEDS_JUDGE 1 if a reward calls the LLM judge; METHOD_INIT base|sft (policy start point).
+# METHOD_NEEDS_JUDGE 1 if a reward calls the LLM judge; METHOD_PAPER_ROW the paper's row name (Tables 2-5,
+# '' if none); METHOD_INIT base|sft (policy start point).
 
 # DAPO (Yu et al. 2025), all ms-swift switches: decoupled clip (eps_low 0.2 from common.sh, eps_high 0.28),
 # dynamic sampling (regroup away zero-variance groups), token-level loss ("dapo"), overlong filtering
@@ -16,4 +17,5 @@ METHOD_ARGS=(--loss_type dapo --epsilon_high 0.28 --dynamic_sample true --max_re
              --overlong_filter true --soft_cache_length 256)
 METHOD_AWPO_CONFIG=
 METHOD_NEEDS_JUDGE=0
+METHOD_PAPER_ROW='DAPO'
 METHOD_INIT=base
