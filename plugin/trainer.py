@@ -82,7 +82,11 @@ class AWPOGRPOTrainer(GRPOTrainer):
         weights = self.reward_weights.to(rewards_per_func.device)
         mask = self._awpo_judge_mask.to(rewards_per_func.device)
         weighted = rewards_per_func * weights.unsqueeze(0)
-        r_out = weighted[:, ~mask].nansum(dim=1)  # ms-swift's own nansum over reward columns
+        outcome = weighted[:, ~mask]
+        r_out = outcome.nansum(dim=1)  # ms-swift's own nansum: a sample with no outcome score counts as 0
+        mode = 'train' if self.model.training else 'eval'
+        self._metrics[mode]['awpo/outcome_missing_frac'].append(
+            float(torch.isnan(outcome).all(dim=1).float().mean()) if outcome.numel() else 0.0)
         if not self._awpo_has_judge:
             return r_out, None
         r_judge = weighted[:, mask].sum(dim=1)  # NaN if any judge column is missing: the group falls back
