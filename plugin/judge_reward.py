@@ -69,6 +69,12 @@ class AWPOJudge(AsyncORM):
         return getattr(self.judge, 'last_missing_share', 0.0)
 
     async def __call__(self, completions: List[str], **kwargs) -> List[Optional[float]]:
-        samples = build_samples(list(completions), kwargs)
-        verdicts = await self.judge.score(samples)
+        samples = build_samples(list(completions), kwargs)  # a dataset without the columns is a clear error
+        try:
+            verdicts = await self.judge.score(samples)
+        except Exception as e:  # noqa: BLE001 - training never crashes because the judge did
+            logger.error('[AWPO judge] judging failed (%s: %s): no judge score for this batch of %d',
+                         type(e).__name__, str(e)[:200].replace(self.config.api_key() or '\0', '***'), len(samples))
+            self.judge.last_missing_share = 1.0
+            return [None] * len(samples)
         return [v.score for v in verdicts]

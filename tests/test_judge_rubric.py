@@ -104,3 +104,9 @@ def test_awpo_judge_glue_against_the_stub(monkeypatch):
     assert asyncio.run(offline(completions, **kwargs)) == [1.0, rubric_score(WRONG_TOOL, GOLD, REF, TOOLS), 1.0]
     with pytest.raises(ValueError, match="no 'ground_truth' column"):
         asyncio.run(offline(completions, messages=kwargs['messages']))
+
+    async def broken(samples):  # a bug inside the judge must not stop training
+        raise RuntimeError('boom')
+    monkeypatch.setattr(offline.judge, '_score', broken)
+    assert asyncio.run(offline(completions, **kwargs)) == [None, None, None]
+    assert offline.last_missing_share == 1.0
