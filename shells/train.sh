@@ -44,8 +44,8 @@ MODEL_ARGS=(); INFRA_ARGS=(); LAUNCH_ENV=(); MEM_ARGS=()
 
 if [ "$MODEL" = smollm2 ]; then
   # The CPU backbone (SmolLM2-135M-Instruct): the same recipe scaled to 2 cores. What changes, and why:
-  # LoRA (full fine-tuning of 135M params on CPU is 3x slower per step), G = 4 and 64 new tokens
-  # (~17 s a step), one prompt per step, a LoRA learning rate, no vLLM / DeepSpeed.
+  # LoRA (far fewer weights to update and save on 2 cores) with a LoRA learning rate, G = 4 and 64 new
+  # tokens (~17 s a step on an idle 2-core machine), one prompt per step, no vLLM / DeepSpeed.
   if [ "$DRY_RUN" = 1 ]; then  # where plugin.smollm2 puts it (a real run converts it first if needed)
     MODEL_ID=${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}
   else
