@@ -15,6 +15,7 @@ Notation (paper -> code):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -77,7 +78,7 @@ def gating_weight(std_out: torch.Tensor, std_mix: torch.Tensor, mean_out: torch.
     if not cfg.gating:  # Table 5 "w/o variance-aware gating": the mixed reward alone
         return r_g, torch.ones_like(r_g)
     open_ = (mean_out < cfg.r_out_max) & (r_g < cfg.eps_mix)
-    return r_g, torch.where(open_, r_g, torch.zeros_like(r_g))
+    return r_g, r_g * open_
 
 
 def difficulty_weight(mean_out: torch.Tensor, cfg: AWPOConfig) -> torch.Tensor:
@@ -85,7 +86,7 @@ def difficulty_weight(mean_out: torch.Tensor, cfg: AWPOConfig) -> torch.Tensor:
     if not cfg.difficulty:  # Table 5 "w/o difficulty-aware weighting"
         return torch.ones_like(mean_out)
     prio = (mean_out > cfg.tau_low) & (mean_out < cfg.tau_high)
-    return cfg.alpha_base + (cfg.alpha_prio - cfg.alpha_base) * prio.to(mean_out.dtype)
+    return torch.where(prio, cfg.alpha_prio, cfg.alpha_base).to(mean_out.dtype)
 
 
 def dynamic_clip_radius(w_mix: torch.Tensor, cfg: AWPOConfig) -> float:
@@ -126,11 +127,11 @@ def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor | None, num_generat
     rm = r_mix.to(dtype).view(-1, K)
 
     # Both views in one [2, G, K] tensor: every statistic below is computed once for the pair.
-    judge_missing = ~torch.isfinite(rm.sum(dim=1))  # a NaN anywhere in a group propagates to its sum
+    judge_missing = torch.isnan(rm.sum(dim=1))  # a NaN anywhere in a group propagates to its sum
     rm = torch.where(judge_missing[:, None], ro, rm)  # keeps every later op finite; such groups get w = 0
     mean, dev, std = group_stats(torch.stack((ro, rm)))   # Eqs. 21-23, [2, G] / [2, G, K] / [2, G]
     mean_out = mean[0]
-    if not torch.isfinite(mean_out).all():
+    if not math.isfinite(float(mean_out.sum())):  # NaN/inf anywhere in r_out reaches this sum
         raise ValueError('awpo_advantages: r_out holds NaN/inf; outcome rewards must be finite '
                          '(only the judge may be missing)')
     r_g, w = gating_weight(std[0], std[1], mean_out, cfg)  # Eqs. 24-25
