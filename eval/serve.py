@@ -129,6 +129,7 @@ class Server:
     use_lock: bool = True
     port: Optional[int] = None
     proc: Optional[subprocess.Popen] = None
+    pgid: Optional[int] = None  # process group of the last server started (kept after stop, for checks)
     _lock_fd: Optional[int] = None
 
     # -- public ---------------------------------------------------------------------------------------
@@ -163,6 +164,7 @@ class Server:
         log = open(log_path, 'w')
         print(f'[serve] {backend}: {" ".join(cmd)}\n[serve] log: {log_path}', file=sys.stderr)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pgid = self.proc.pid
         log.close()
         url = f'http://127.0.0.1:{self.port}/v1'
         try:

@@ -1,0 +1,82 @@
+"""Serving: clear errors on bad checkpoints, LoRA adapters on their base, and no orphan processes."""
+import json
+import os
+import time
+
+import pytest
+
+from eval import serve as S
+
+
+def _gone(pgid: int) -> bool:
+    """True when no process of the group is left (zombies reaped by the kernel count as gone)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_missing_path_fails_before_starting_anything(tmp_path):
+    srv = S.Server(model_path=str(tmp_path / 'nope'), backend='swift', use_lock=False)
+    with pytest.raises(S.ServeError, match='does not exist'):
+        srv.start()
+    assert srv.proc is None
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(S.ServeError, match='neither config.json'):
+        S.resolve_checkpoint(str(tmp_path / 'empty'))
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(S.ServeError, match='not a folder'):
+        S.resolve_checkpoint(str(tmp_path / 'file'))
+    with pytest.raises(S.ServeError, match='--model-path'):
+        S.Server().start()
+
+
+def test_lora_adapter_is_served_on_its_base(tmp_path):
+    ad = tmp_path / 'checkpoint-10'
+    ad.mkdir()
+    (ad / 'adapter_config.json').write_text(json.dumps({'base_model_name_or_path': '/models/base'}))
+    ck = S.resolve_checkpoint(str(ad))
+    assert ck.model == '/models/base' and ck.adapter == str(ad.resolve())
+    assert S.resolve_checkpoint(str(ad), base_model='/other').model == '/other'
+    cmd = S.swift_deploy_cmd(ck, 8001, 'awpo-eval', S.SMOLLM2_SWIFT_ARGS)
+    assert cmd[1:4] == ['deploy', '--model', '/models/base']
+    assert cmd[cmd.index('--adapters') + 1] == f'awpo-eval={ad.resolve()}'
+    assert cmd[cmd.index('--agent_template') + 1] == 'hermes'
+    v = S.vllm_cmd(ck, 8001, 'awpo-eval', [])
+    assert v[v.index('--lora-modules') + 1] == f'awpo-eval={ad.resolve()}' and '--tool-call-parser' in v
+    (ad / 'adapter_config.json').write_text('{}')
+    with pytest.raises(S.ServeError, match='base model'):
+        S.resolve_checkpoint(str(ad))
+
+
+def test_base_url_must_answer():
+    port = S.free_port()
+    with pytest.raises(S.ServeError, match='no OpenAI-compatible server'):
+        S.Server(base_url=f'http://127.0.0.1:{port}/v1').start()
+
+
+@pytest.mark.slow
+def test_broken_checkpoint_gives_clear_error_and_no_orphan(tmp_path):
+    """A folder that looks like a model but is not: swift deploy dies, we report it and leave nothing."""
+    bad = tmp_path / 'broken-ckpt'
+    bad.mkdir()
+    (bad / 'config.json').write_text('{"model_type": "llama", "this is": "not a model"}')
+    srv = S.Server(model_path=str(bad), backend='swift', extra_args=S.SMOLLM2_SWIFT_ARGS,
+                   log_path=str(tmp_path / 'server.log'), startup_timeout=300)
+    t0 = time.time()
+    with pytest.raises(S.ServeError) as e:
+        srv.start()
+    msg = str(e.value)
+    assert 'exited with code' in msg and str(bad) in msg and 'server.log' in msg
+    assert srv.proc is None and srv._lock_fd is None and _gone(srv.pgid)
+    log_pid_groups = [p for p in os.listdir('/proc') if p.isdigit()]
+    assert log_pid_groups  # /proc readable
+    # every process that was started in the server's session is gone
+    for pid in log_pid_groups:
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                assert str(bad).encode() not in f.read(), f'orphan process {pid}'
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    assert time.time() - t0 < 300
