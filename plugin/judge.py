@@ -327,15 +327,20 @@ def rubric_execution(pred: list, gold: list) -> float:
     return 1.0 - abs(len(pred) - len(gold)) / max(len(pred), len(gold), 1)
 
 
-def rubric_score(completion: str, ground_truth: Any, reference_rationale: str, tools: Any = None) -> float:
+def rubric_score(completion: str, ground_truth: Any, reference_rationale: str, tools: Any = None,
+                 reasoning_budget_chars: Optional[int] = None) -> float:
     """Deterministic approximation of Figure 2: weighted dimensions, then the hard constraints as caps,
     then the nearest tier. Hard constraints: a gold tool missing -> at most C (0.50); a tool that is neither
     in the tool list nor in the gold trajectory (hallucinated) -> at most D (0.25); any parameter deviation
-    on a paired call -> at most B (0.75); calling a tool when a direct answer was due -> at most D."""
+    on a paired call -> at most B (0.75); calling a tool when a direct answer was due -> at most D.
+    The reasoning is cut to ``reasoning_budget_chars`` first, as for the LLM judge."""
     gold = parse_ground_truth(ground_truth)
     parsed = parse_completion(completion)
     pred = parsed.calls or []
-    raw = (0.35 * rubric_reasoning_path(parsed.reasoning, reference_rationale, gold)
+    reasoning = parsed.reasoning
+    if reasoning_budget_chars is not None:
+        reasoning, _ = cut_reasoning(reasoning, reasoning_budget_chars)
+    raw = (0.35 * rubric_reasoning_path(reasoning, reference_rationale, gold)
            + 0.30 * rubric_tool_selection(pred, gold)
            + 0.25 * rubric_parameters(pred, gold)
            + 0.10 * rubric_execution(pred, gold))
@@ -386,8 +391,8 @@ class RubricJudge(BaseJudge):
         for s in samples:
             reasoning = parse_completion(s.completion).reasoning
             _, cut = cut_reasoning(reasoning, self.cfg.reasoning_budget_chars)
-            out.append(Verdict(rubric_score(s.completion, s.ground_truth, s.reference_rationale, s.tools),
-                               'ok', cut, len(reasoning)))
+            out.append(Verdict(rubric_score(s.completion, s.ground_truth, s.reference_rationale, s.tools,
+                                            self.cfg.reasoning_budget_chars), 'ok', cut, len(reasoning)))
         return out
 
 

@@ -110,3 +110,12 @@ def test_awpo_judge_glue_against_the_stub(monkeypatch):
     monkeypatch.setattr(offline.judge, '_score', broken)
     assert asyncio.run(offline(completions, **kwargs)) == [None, None, None]
     assert offline.last_missing_share == 1.0
+
+
+def test_rubric_reads_only_the_reasoning_budget():
+    padded = f'<think>{REF} ' + 'synergy ' * 500 + '</think>\n' + call('get_weather', city='Oslo', unit='c')
+    assert rubric_score(padded, GOLD, REF, TOOLS) < 1.0  # the padding dilutes the overlap with the reference
+    assert rubric_score(padded, GOLD, REF, TOOLS, reasoning_budget_chars=len(REF)) == 1.0
+    judge = make_judge(JudgeConfig(backend='rubric', reasoning_budget_chars=len(REF)))
+    v = judge.score_sync([JudgeSample(completion=padded, ground_truth=GOLD, reference_rationale=REF)])[0]
+    assert v.score == 1.0 and v.reasoning_cut and judge.stats['reasoning_cut'] == 1
