@@ -227,6 +227,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     model_dir = REGISTRY_NAME.replace('/', '_')
     scores = paper_columns(work / 'score', display, cats, full=args.limit is None)
     scores['categories'] = category_scores(work / 'score' / model_dir)
+    paths.cases.write_text('')  # rebuilt in full from bfcl-eval's files (which are what a re-run resumes from)
     for rec in collect_cases(work / 'result' / model_dir, work / 'score' / model_dir):
         R.append_case(paths.cases, rec)
     summary = R.write_summary(
