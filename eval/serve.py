@@ -129,6 +129,7 @@ class Server:
     use_lock: bool = True
     port: Optional[int] = None
     proc: Optional[subprocess.Popen] = None
+    lock_wait_s: float = 0.0    # time spent waiting for /tmp/awpo-heavy.lock
     pgid: Optional[int] = None  # process group of the last server started (kept after stop, for checks)
     _lock_fd: Optional[int] = None
 
@@ -215,7 +216,9 @@ class Server:
     def _take_lock(self) -> None:
         import fcntl
         self._lock_fd = os.open(HEAVY_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # other heavy jobs on this machine go first
+        self.lock_wait_s = time.monotonic() - t0
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:

@@ -62,5 +62,6 @@ def test_smollm2_smoke_bfcl_and_apibank(smollm2_dir, tmp_path):
                                'wrong_argument_names', 'wrong_argument_values'} for r in recs)
     md = T.render(R.load_runs(res, T.BENCHMARKS), [])
     assert '`smoke`' in md
-    print(f'\n[smoke] wall {time.time() - t0:.0f} s; BFCL {cats}; API-Bank {api["scores"]}')
-    assert time.time() - t0 < 360
+    wall = time.time() - t0 - srv.lock_wait_s   # waiting for other jobs' heavy lock is not ours
+    print(f'\n[smoke] wall {wall:.0f} s (+{srv.lock_wait_s:.0f} s lock wait); BFCL {cats}; API-Bank {api["scores"]}')
+    assert wall < 360
