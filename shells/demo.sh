@@ -49,6 +49,11 @@ else
 fi
 say "AWPO demo: $STEPS training steps, eval $LIMIT cases per subset, judge: $JUDGE; outputs in $DEMO_DIR/"
 
+# The project's environment must be active (README set-up): ms-swift, this package, the evaluators.
+if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.awpo_core' 2>/dev/null; then
+  die "python ($(command -v python)) cannot import ms-swift and this project: run 'bash shells/setup_cpu.sh' and 'source .venv/bin/activate' first"
+fi
+
 say "[1/6] model: SmolLM2-135M-Instruct"
 if [ "$DRY_RUN" = 1 ]; then
   run python -m plugin.smollm2
