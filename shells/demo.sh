@@ -10,7 +10,7 @@
 # 5 tables  python -m eval.tables (our rows beside the paper's)
 # 6 plots   python -m eval.plots (rewards, AWPO gate, clip radius over the steps)
 # Settings: DEMO_STEPS (AWPO steps, default 6; --quick 2), DEMO_EVAL_LIMIT (cases per BFCL category /
-# API-Bank level, default 4; --quick 2), DEMO_BASELINE (1: also evaluate the untrained model; --quick 0),
+# API-Bank level, default 2; --quick 1), DEMO_BASELINE (1: also evaluate the untrained model; --quick 0),
 # DEMO_DIR (default runs/demo; everything the demo writes goes there). A finished step is not redone
 # (delete DEMO_DIR, or FORCE=1, to start over).
 set -euo pipefail
@@ -31,9 +31,9 @@ export DRY_RUN
 start_plan
 DRY=(); [ "$DRY_RUN" = 1 ] && DRY=(--dry-run)
 if [ "$QUICK" = 1 ]; then
-  STEPS=${DEMO_STEPS:-2}; LIMIT=${DEMO_EVAL_LIMIT:-2}; BASELINE=${DEMO_BASELINE:-0}
+  STEPS=${DEMO_STEPS:-2}; LIMIT=${DEMO_EVAL_LIMIT:-1}; BASELINE=${DEMO_BASELINE:-0}
 else
-  STEPS=${DEMO_STEPS:-6}; LIMIT=${DEMO_EVAL_LIMIT:-4}; BASELINE=${DEMO_BASELINE:-1}
+  STEPS=${DEMO_STEPS:-6}; LIMIT=${DEMO_EVAL_LIMIT:-2}; BASELINE=${DEMO_BASELINE:-1}
 fi
 DEMO_DIR=${DEMO_DIR:-runs/demo}
 DATA=$DEMO_DIR/data/train.jsonl
