@@ -107,6 +107,22 @@ def vllm_cmd(ckpt: Checkpoint, port: int, served_name: str, extra: List[str]) ->
     return cmd + list(extra)
 
 
+def group_alive(pgid: int) -> List[int]:
+    """Live (not zombie) processes of process group ``pgid``, read from /proc."""
+    alive = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f'/proc/{d}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != 'Z' and int(fields[2]) == pgid:  # state, ppid, pgrp
+            alive.append(int(d))
+    return alive
+
+
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback only
@@ -188,10 +204,13 @@ class Server:
             except ProcessLookupError:
                 pass
         if proc is not None:
-            try:  # children that outlived the leader
+            try:  # children that outlived the leader (swift's CLI runs the server as a child)
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            deadline = time.monotonic() + 15
+            while group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
         self._release_lock()
 
     # -- internals ------------------------------------------------------------------------------------

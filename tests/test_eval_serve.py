@@ -9,12 +9,8 @@ from eval import serve as S
 
 
 def _gone(pgid: int) -> bool:
-    """True when no process of the group is left (zombies reaped by the kernel count as gone)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    """True when no live process of the group is left (a zombie awaiting init's reaping is dead)."""
+    return not S.group_alive(pgid)
 
 
 def test_missing_path_fails_before_starting_anything(tmp_path):
@@ -50,6 +46,17 @@ def test_lora_adapter_is_served_on_its_base(tmp_path):
         S.resolve_checkpoint(str(ad))
 
 
+def test_group_alive_sees_a_real_process_group():
+    import subprocess
+    p = subprocess.Popen(['sleep', '30'], start_new_session=True)
+    try:
+        assert S.group_alive(p.pid) == [p.pid]
+    finally:
+        p.kill()
+        p.wait()
+    assert S.group_alive(p.pid) == []
+
+
 def test_base_url_must_answer():
     port = S.free_port()
     with pytest.raises(S.ServeError, match='no OpenAI-compatible server'):
@@ -62,8 +69,9 @@ def test_broken_checkpoint_gives_clear_error_and_no_orphan(tmp_path):
     bad = tmp_path / 'broken-ckpt'
     bad.mkdir()
     (bad / 'config.json').write_text('{"model_type": "llama", "this is": "not a model"}')
+    # no model is ever loaded (swift fails on the config), so the heavy-job lock is not taken
     srv = S.Server(model_path=str(bad), backend='swift', extra_args=S.SMOLLM2_SWIFT_ARGS,
-                   log_path=str(tmp_path / 'server.log'), startup_timeout=300)
+                   log_path=str(tmp_path / 'server.log'), startup_timeout=300, use_lock=False)
     t0 = time.time()
     with pytest.raises(S.ServeError) as e:
         srv.start()
