@@ -246,8 +246,9 @@ class Server:
 
 
 # Flags that make `swift deploy` serve the small CPU model (SmolLM2-135M-Instruct, a Llama in ChatML).
+# The CPU model: its chat format, and a generation cap (an uncapped 135M model can ramble for minutes on 2 cores).
 SMOLLM2_SWIFT_ARGS = ['--model_type', 'llama', '--template', 'chatml', '--agent_template', 'hermes',
-                      '--torch_dtype', 'float32']
+                      '--torch_dtype', 'float32', '--max_new_tokens', '48']
 
 
 def add_server_args(p: argparse.ArgumentParser) -> None:
