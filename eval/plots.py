@@ -159,6 +159,13 @@ def _plt():
     return plt
 
 
+def _save(fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    _plt().close(fig)
+    return out
+
+
 def plot_rewards(rows, out: Path) -> Optional[Path]:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -176,10 +183,7 @@ def plot_rewards(rows, out: Path) -> Optional[Path]:
     ax.set_title('Rewards over training')
     ax.legend(fontsize=7)
     ax.grid(alpha=.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_awpo(rows, out: Path) -> Optional[Path]:
@@ -199,10 +203,7 @@ def plot_awpo(rows, out: Path) -> Optional[Path]:
     for ax in list(axes.flat)[len(present):]:
         ax.axis('off')
     fig.suptitle('AWPO gate, weights and clip radius')
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_consistency(stats: List[Dict[str, Any]], out: Path) -> Optional[Path]:
@@ -221,10 +222,7 @@ def plot_consistency(stats: List[Dict[str, Any]], out: Path) -> Optional[Path]:
     ax.set_title('Judge vs outcome: within-group rank correlation')
     ax.legend(fontsize=7)
     ax.grid(alpha=.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
