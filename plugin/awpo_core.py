@@ -37,6 +37,7 @@ class AWPOResult:
     d:              [G] difficulty weight (Eq. 27).
     judge_missing:  [G] bool, True where any sample of the group has no judge score.
     mean_out:       [G] group mean of the outcome reward (Eq. 21), used by the gates.
+    prio:           [G] bool, True where Eq. 27 gave the group alpha_prio (medium difficulty).
     """
     advantages: torch.Tensor
     clip_eps: float
@@ -45,6 +46,7 @@ class AWPOResult:
     d: torch.Tensor
     judge_missing: torch.Tensor
     mean_out: torch.Tensor
+    prio: torch.Tensor
 
     def metrics(self) -> dict:
         """Scalar summaries for the trainer's logs (``awpo/...``)."""
@@ -54,7 +56,7 @@ class AWPOResult:
             'awpo/w_mix_mean': float(self.w_mix.float().mean()) if self.w_mix.numel() else 0.0,
             'awpo/gate_open_frac': float((self.w_mix > 0).sum()) / g,
             'awpo/d_mean': float(self.d.float().mean()) if self.d.numel() else 0.0,
-            'awpo/prio_frac': float((self.d > self.d.min()).sum()) / g if self.d.numel() else 0.0,
+            'awpo/prio_frac': float(self.prio.sum()) / g,
             'awpo/judge_missing_frac': float(self.judge_missing.sum()) / g,
             'awpo/r_g_mean': float(torch.nanmean(self.r_g.float())) if (~self.judge_missing).any() else 0.0,
         }
@@ -81,12 +83,13 @@ def gating_weight(std_out: torch.Tensor, std_mix: torch.Tensor, mean_out: torch.
     return r_g, r_g * open_
 
 
-def difficulty_weight(mean_out: torch.Tensor, cfg: AWPOConfig) -> torch.Tensor:
-    """Eq. 27: d_g = alpha_base + (alpha_prio - alpha_base) * 1[tau_low < mean_out < tau_high]."""
+def difficulty_weight(mean_out: torch.Tensor, cfg: AWPOConfig):
+    """Eq. 27: d_g = alpha_base + (alpha_prio - alpha_base) * 1[tau_low < mean_out < tau_high].
+    Returns (d, prio) where prio marks the groups given alpha_prio."""
     if not cfg.difficulty:  # Table 5 "w/o difficulty-aware weighting"
-        return torch.ones_like(mean_out)
+        return torch.ones_like(mean_out), torch.zeros_like(mean_out, dtype=torch.bool)
     prio = (mean_out > cfg.tau_low) & (mean_out < cfg.tau_high)
-    return torch.where(prio, cfg.alpha_prio, cfg.alpha_base).to(mean_out.dtype)
+    return torch.where(prio, cfg.alpha_prio, cfg.alpha_base).to(mean_out.dtype), prio
 
 
 def dynamic_clip_radius(w_mix: torch.Tensor, cfg: AWPOConfig) -> float:
@@ -138,7 +141,7 @@ def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor | None, num_generat
     if no_judge:
         w = torch.zeros_like(w)
     w = w.masked_fill(judge_missing, 0.0)
-    d = difficulty_weight(mean_out, cfg)                   # Eq. 27
+    d, prio = difficulty_weight(mean_out, cfg)             # Eq. 27
 
     # Eqs. 26 + 28 folded into per-group coefficients: A = d(1-w)/(s_out+e) dev_out + d w/(s_mix+e) dev_mix.
     coef = torch.stack((1.0 - w, w)) * d / (std + cfg.adv_eps)   # [2, G]
@@ -146,7 +149,7 @@ def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor | None, num_generat
 
     return AWPOResult(advantages=adv.reshape(-1), clip_eps=dynamic_clip_radius(w, cfg),
                       r_g=r_g.masked_fill(judge_missing, float('nan')), w_mix=w, d=d,
-                      judge_missing=judge_missing, mean_out=mean_out)
+                      judge_missing=judge_missing, mean_out=mean_out, prio=prio)
 
 
 # One estimator, one function (as verl's core_algos registry): the trainer looks estimators up by name.

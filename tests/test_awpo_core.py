@@ -208,3 +208,17 @@ def test_bad_inputs_raise_clearly():
         awpo_advantages(torch.tensor([NAN, 1.0]), torch.zeros(2), 2)
     with pytest.raises(ValueError, match='equal length'):
         awpo_advantages(torch.zeros(4), torch.zeros(8), 4)
+
+
+def test_metrics_summarise_the_batch():
+    """Two groups, both in the priority band (means 1.0 and 1.25): prio_frac 1 even though every d is equal."""
+    r_out = torch.tensor([0.0, 1.0, 2.0, 1.0, 1.0, 1.5, 1.0, 1.5])
+    r_mix = r_out + torch.tensor([0.5, 0.25, 1.0, 0.25, NAN, 0.0, 0.0, 0.0])
+    m = awpo_advantages(r_out, r_mix, 4).metrics()
+    assert m['awpo/prio_frac'] == 1.0 and m['awpo/d_mean'] == 1.5
+    assert m['awpo/judge_missing_frac'] == 0.5 and m['awpo/gate_open_frac'] == 0.5
+    assert m['awpo/w_mix_mean'] == pytest.approx(0.56503 / 2, abs=1e-5)
+    assert m['awpo/r_g_mean'] == pytest.approx(0.56503, abs=1e-5)  # the missing group is left out
+    assert m['awpo/clip_eps'] == pytest.approx(0.1 + (1 - 0.56503 / 2) * 0.1, abs=1e-5)
+    off = awpo_advantages(r_out, r_mix, 4, AWPOConfig(difficulty=False)).metrics()
+    assert off['awpo/prio_frac'] == 0.0 and off['awpo/d_mean'] == 1.0
