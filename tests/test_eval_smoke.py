@@ -16,16 +16,8 @@ from eval import tables as T
 from eval import results as R
 
 
-def _bfcl_python():
-    try:
-        return B.find_bfcl_python()
-    except B.BFCLError:
-        return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_bfcl_python() is None, reason='bfcl-eval environment not installed (eval/SETUP_NOTES.md)')
-def test_smollm2_smoke_bfcl_and_apibank(smollm2_dir, tmp_path):
+def test_smollm2_smoke_bfcl_and_apibank(smollm2_dir, tmp_path, bfcl_python):
     t0 = time.time()
     srv = S.Server(model_path=str(smollm2_dir), backend='swift', served_name='smol',
                    extra_args=S.SMOLLM2_SWIFT_ARGS + ['--max_new_tokens', '32'],
