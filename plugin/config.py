@@ -31,8 +31,27 @@ _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
 
 
+# judge.guided_json: how the judge asks the server for structured output (see plugin/judge.py).
+DIALECTS = ('auto', 'json_schema', 'json_object', 'none')
+Dialect = str
+
+
+def _coerce_dialect(name: str, value: Any) -> str:
+    """A dialect name; the old booleans map to ``true -> auto`` (constrain wherever the server allows) and
+    ``false -> none`` (no response_format)."""
+    s = str(value).strip().lower() if value is not None else 'none'
+    if isinstance(value, bool) or s in _TRUE or s in _FALSE:
+        return 'auto' if (value is True or s in _TRUE) else 'none'
+    if s in DIALECTS:
+        return s
+    raise ValueError(f'AWPO config field {name!r}: must be one of {", ".join(DIALECTS)} (or the old true = auto, '
+                     f'false = none), got {value!r}')
+
+
 def _coerce(name: str, typ: Any, value: Any) -> Any:
     """Convert a YAML/JSON/env value to the field's declared type, or raise ValueError naming the field."""
+    if typ == 'Dialect':
+        return _coerce_dialect(name, value)
     typ = {'bool': bool, 'float': float, 'int': int, 'str': str, 'Optional[str]': Optional[str],
            'Optional[float]': Optional[float], 'Optional[int]': Optional[int]}.get(typ, typ)
     optional = typ in (Optional[str], Optional[float], Optional[int])
@@ -103,7 +122,9 @@ class JudgeConfig:
     temperature: float = 0.0
     max_tokens: int = 32
     cache_path: Optional[str] = None  # append-only JSONL; None = memory only
-    guided_json: bool = True          # ask the server to constrain the reply to {"score": number}
+    # How to ask the server for a {"score": number} reply: auto (probe at start-up: json_schema, then
+    # json_object + schema, then none) | json_schema | json_object | none. Old true/false = auto/none.
+    guided_json: Dialect = 'auto'
     tolerate_unreachable: bool = False  # start training even if the endpoint fails its health check
     breaker_failures: int = 8        # consecutive failed requests that open the circuit breaker
     breaker_cooldown: float = 60.0   # seconds the breaker stays open before one probe request
@@ -115,6 +136,7 @@ class JudgeConfig:
     def validate(self) -> 'JudgeConfig':
         if self.backend not in ('auto', 'openai', 'rubric'):
             raise ValueError(f"AWPO config field 'judge.backend': must be auto, openai or rubric, got {self.backend!r}")
+        self.guided_json = _coerce_dialect('judge.guided_json', self.guided_json)
         for name in ('concurrency', 'reasoning_budget_chars', 'breaker_failures', 'max_tokens'):
             if getattr(self, name) < 1:
                 raise ValueError(f'AWPO config field {"judge." + name!r}: must be >= 1, got {getattr(self, name)}')
