@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cli_build, cli_rationales
+from . import bfcl_live, cli_build, cli_rationales
 from .pipeline import StrictError
 
 
@@ -13,6 +13,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True)
     cli_build.add_parsers(sub)
     cli_rationales.add_parsers(sub)
+    bfcl_live.add_parsers(sub)
     return parser
 
 
