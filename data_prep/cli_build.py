@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
+from .manifest import atomic_writer, remove_manifest, write_manifest
 from .pipeline import Stats, convert_source, write_rows
 from .sources import SOURCES, fixture_path, hub_plan, load_hub, read_local
 
@@ -19,6 +18,10 @@ def parse_sources(spec: str) -> list[tuple[str, int | None]]:
         name, _, count = part.partition(':')
         if name not in SOURCES:
             raise argparse.ArgumentTypeError(f'unknown source {name!r} (known: {", ".join(SOURCES)})')
+        if any(name == seen for seen, _ in out):
+            # two samples of one source would overlap (same seed, same rows): refused, not merged
+            raise argparse.ArgumentTypeError(f'--sources {spec!r}: source {name!r} is given twice; '
+                                             'give it once with the total count')
         if count in ('', 'all'):
             out.append((name, None))
         elif count.isdigit():
@@ -51,23 +54,22 @@ def build_plan(args) -> list[tuple[str, int | None, str, object]]:
 
 
 def _run(plan, out_path: str, seed: int, strict: bool) -> Stats:
+    """Write the rows atomically (temp file + rename: a failed run leaves no partial output), then the
+    manifest that marks the output complete (`data_prep.manifest`)."""
     stats = Stats()
     t0 = time.perf_counter()
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f'{out_path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'w', encoding='utf-8') as out:
-            for name, count, kind, where in plan:
-                raw = read_local(where) if kind == 'local' else [r for load in where for r in load_hub(load)]
-                write_rows(convert_source(name, raw, count, seed, strict, stats), out)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    remove_manifest(out_path)
+    with atomic_writer(out_path) as out:
+        for name, count, kind, where in plan:
+            raw = read_local(where) if kind == 'local' else [r for load in where for r in load_hub(load)]
+            write_rows(convert_source(name, raw, count, seed, strict, stats), out)
+    written = sum(stats.written.values())
+    write_manifest(out_path, written, seed=seed, sources={n: c for n, c, _, _ in plan},
+                   skipped=sum(stats.skips.values()))
     dt = time.perf_counter() - t0
     print(stats.table())
-    print(f'wrote {sum(stats.written.values())} instances of {sum(stats.dialogues.values())} dialogues '
-          f'to {out_path} in {dt:.2f} s')
+    print(f'wrote {written} instances of {sum(stats.dialogues.values())} dialogues '
+          f'to {out_path} (+ manifest) in {dt:.2f} s')
     return stats
 
 

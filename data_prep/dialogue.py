@@ -12,10 +12,10 @@ instance k holds everything before action k (earlier calls as ms-swift `tool_cal
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsonvalue
 from .errors import BAD_DIALOGUE, UNKNOWN_TOOL, BadRow
 from .tools import tool_names
 
@@ -46,16 +46,28 @@ def check_calls(calls: Any, tools: list[dict], where: str) -> list[dict]:
             args = {}
         if not isinstance(args, dict):
             raise BadRow(BAD_DIALOGUE, f'{where}: call {i} ({call["name"]!r}) arguments are not an object')
+        jsonvalue.check_value(args, f'{where}: call {i} ({call["name"]!r}) arguments')
         if call['name'] not in names:
             raise BadRow(UNKNOWN_TOOL, f'{where}: call {i} names {call["name"]!r}, tools are {sorted(names)}')
         out.append({'name': call['name'], 'arguments': args})
     return out
 
 
+def turn_fields(turn: Any, keys: tuple[str, str], where: str) -> tuple[Any, str]:
+    """(role, text) of one raw turn `{keys[0]: role, keys[1]: text}`; a turn that is not such an object
+    (null, a string, a list) or whose text is not a string is a BadRow naming the turn."""
+    if not isinstance(turn, dict):
+        raise BadRow(BAD_DIALOGUE, f'{where}: turn is {type(turn).__name__}, not an object')
+    value = turn.get(keys[1])
+    if not isinstance(value, str):
+        raise BadRow(BAD_DIALOGUE, f'{where}: {keys[1]!r} is {type(value).__name__}, not a string')
+    return turn.get(keys[0]), value
+
+
 def tool_call_message(call: dict) -> dict:
     """ms-swift `tool_call` message: content is the JSON string {"name", "arguments"} (see
     `ReactCompatMixin._parse_tool_call`, which the hermes template uses to render `<tool_call>` blocks)."""
-    return {'role': 'tool_call', 'content': json.dumps(call, ensure_ascii=False)}
+    return {'role': 'tool_call', 'content': jsonvalue.dumps(call, f'call {call.get("name")!r}')}
 
 
 def turn_messages(kind: str, value: Any) -> list[dict]:
@@ -90,7 +102,8 @@ def validate_turn_order(d: Dialogue) -> None:
 def decompose(d: Dialogue) -> list[dict]:
     """SWiRL decomposition: one row per assistant action, context = everything before it."""
     validate_turn_order(d)
-    tools_json = json.dumps(d.tools, ensure_ascii=False)
+    where = f'{d.source} dialogue {d.dialogue_id}'
+    tools_json = jsonvalue.dumps(d.tools, f'{where} tools')
     context: list[dict] = [{'role': 'system', 'content': d.system}] if d.system else []
     rows, step = [], 0
     for kind, value in d.turns:
@@ -98,7 +111,7 @@ def decompose(d: Dialogue) -> list[dict]:
             rows.append({
                 'messages': [dict(m) for m in context],
                 'tools': tools_json,
-                'ground_truth': json.dumps(value if kind == 'calls' else [], ensure_ascii=False),
+                'ground_truth': jsonvalue.dumps(value if kind == 'calls' else [], f'{where} step {step}'),
                 'reference_rationale': '',
                 'reference_answer': value if kind == 'answer' else '',
                 'source': d.source,

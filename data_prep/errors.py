@@ -8,6 +8,9 @@ UNKNOWN_TOOL = 'tool name absent from tool list'
 BAD_TOOL_SPEC = 'bad tool spec'
 BAD_DIALOGUE = 'malformed dialogue'
 SCHEMA = 'schema violation'
+NOT_JSON = 'value not representable in JSON'
+UNEXPECTED = 'unexpected structure'
+DUPLICATE_CONTENT = 'duplicate dialogue content'
 
 
 class BadRow(ValueError):

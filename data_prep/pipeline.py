@@ -1,6 +1,7 @@
 """Glue: sample raw rows with a fixed seed, convert + decompose + validate, count skips, write jsonl."""
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import Counter
@@ -10,11 +11,14 @@ from typing import Iterator, TextIO
 from tqdm import tqdm
 
 from .dialogue import decompose
-from .errors import SCHEMA, BadRow
+from .errors import BAD_DIALOGUE, DUPLICATE_CONTENT, NOT_JSON, SCHEMA, UNEXPECTED, BadRow
 from .schema import validate_row
-from .sources import converter
+from .sources import UnreadableRow, converter
 
 DUPLICATE = 'duplicate dialogue id'
+# What a converter raises on a raw shape it did not foresee (a field of the wrong type deep inside);
+# at the per-row boundary it becomes a counted skip like any BadRow, never a lost run.
+_UNFORESEEN = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
 
 
 class StrictError(RuntimeError):
@@ -59,10 +63,13 @@ def sample_order(n: int, count: int | None, seed: int) -> list[int]:
 
 def convert_source(source: str, raw_rows: list[dict], count: int | None, seed: int, strict: bool,
                    stats: Stats, progress: bool = True) -> Iterator[dict]:
-    """Yield validated rows of up to `count` dialogues of one source; count skips by reason."""
+    """Yield validated rows of up to `count` dialogues of one source; count skips by reason.
+    Duplicates are skipped and counted: by dialogue id, and by content (the raw row without its id), so a
+    source without ids (ToolACE) or with repeated dialogues under new ids keeps each dialogue once."""
     conv = converter(source, seed)
     stats.asked[source] = count
     seen: set[str] = set()
+    seen_content: set[str] = set()
     target = len(raw_rows) if count is None else min(count, len(raw_rows))
     bar = tqdm(total=target, desc=f'{source:<8}', unit='dlg', disable=not progress, leave=False)
     for index in sample_order(len(raw_rows), count, seed):
@@ -70,15 +77,32 @@ def convert_source(source: str, raw_rows: list[dict], count: int | None, seed: i
             break
         stats.read[source] += 1
         try:
-            dialogue = conv(raw_rows[index], index)
-            if dialogue.dialogue_id in seen:
-                raise BadRow(DUPLICATE, f'{source} row {index}: id {dialogue.dialogue_id!r} seen before')
-            rows = decompose(dialogue)
-            for row in rows:
-                try:
-                    validate_row(row)
-                except ValueError as exc:
-                    raise BadRow(SCHEMA, str(exc)) from None
+            try:
+                raw = raw_rows[index]
+                if isinstance(raw, UnreadableRow):
+                    raise BadRow(raw.reason, raw.detail)
+                if not isinstance(raw, dict):
+                    raise BadRow(BAD_DIALOGUE, f'{source} row {index}: row is {type(raw).__name__}, not an object')
+                dialogue = conv(raw, index)
+                if dialogue.dialogue_id in seen:
+                    raise BadRow(DUPLICATE, f'{source} row {index}: id {dialogue.dialogue_id!r} seen before')
+                digest = content_hash(raw)
+                if digest in seen_content:
+                    raise BadRow(DUPLICATE_CONTENT, f'{source} row {index}: same content as an earlier row')
+                rows = decompose(dialogue)
+                for row in rows:
+                    try:
+                        validate_row(row)
+                    except ValueError as exc:
+                        raise BadRow(SCHEMA, str(exc)) from None
+                    try:
+                        row_line(row)
+                    except ValueError as exc:  # NaN/Infinity, lone surrogates: not strict UTF-8 JSON
+                        raise BadRow(NOT_JSON, f'{source} row {index}: {str(exc)[:200]}') from None
+            except BadRow:
+                raise
+            except _UNFORESEEN as exc:
+                raise BadRow(UNEXPECTED, f'{type(exc).__name__}: {str(exc)[:200]}') from None
         except BadRow as exc:
             stats.skips[(source, exc.reason)] += 1
             stats.examples.setdefault(
@@ -87,6 +111,7 @@ def convert_source(source: str, raw_rows: list[dict], count: int | None, seed: i
                 raise StrictError(f'{source} row {index}: {exc}') from None
             continue
         seen.add(dialogue.dialogue_id)
+        seen_content.add(digest)
         stats.dialogues[source] += 1
         stats.written[source] += len(rows)
         bar.update(1)
@@ -94,9 +119,23 @@ def convert_source(source: str, raw_rows: list[dict], count: int | None, seed: i
     bar.close()
 
 
+def content_hash(raw: dict) -> str:
+    """Identity of a raw dialogue regardless of its id: sha1 of its other fields as canonical JSON."""
+    body = {k: v for k, v in raw.items() if k != 'id'}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, default=repr)
+    return hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()
+
+
+def row_line(row: dict) -> str:
+    """A row as one line of strict JSON in UTF-8 (`allow_nan=False`; lone surrogates raise)."""
+    line = json.dumps(row, ensure_ascii=False, allow_nan=False) + '\n'
+    line.encode('utf-8')
+    return line
+
+
 def write_rows(rows: Iterator[dict], out: TextIO) -> int:
     n = 0
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False) + '\n')
+        out.write(row_line(row))
         n += 1
     return n

@@ -8,7 +8,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import hammer, toolace, xlam, xlam_mt
+from . import hammer, jsonvalue, toolace, xlam, xlam_mt
+from .errors import BadRow
 
 FIXTURES = Path(__file__).with_name('fixtures')
 
@@ -71,13 +72,35 @@ def load_hub(load: HubLoad) -> list[dict]:
     return rows
 
 
-def read_local(path: str | Path) -> list[dict]:
-    """A local raw file: a JSON list (ToolACE's data.json, xLAM's json) or JSON lines."""
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A line of a JSONL input that does not parse: kept in place so the pipeline counts it as a skip."""
+    reason: str
+    detail: str
+
+
+def read_local(path: str | Path) -> list:
+    """A local raw file: a JSON list (ToolACE's data.json, xLAM's json) or JSON lines. A JSONL line that does
+    not parse becomes an `UnreadableRow` (counted as a skip, named by line); a JSON file that does not parse
+    is a ValueError naming the file."""
     path = Path(path)
     text = path.read_text(encoding='utf-8')
     if path.suffix == '.jsonl':
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    data = json.loads(text)
+        rows: list = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(jsonvalue.loads(line, f'{path} line {n}'))
+                except BadRow as exc:
+                    rows.append(UnreadableRow(exc.reason, exc.detail))
+        return rows
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError(f'{path}: nested too deep to parse as one JSON document; '
+                         'convert it to JSON lines (one row per line) so bad rows can be skipped') from None
+    except ValueError as exc:
+        raise ValueError(f'{path}: not a JSON list of rows ({str(exc)[:200]}); JSON lines need a .jsonl name') from None
     if not isinstance(data, list):
         raise ValueError(f'{path}: expected a JSON list of rows, got {type(data).__name__}')
     return data

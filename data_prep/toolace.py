@@ -7,11 +7,11 @@ the chat template's agent format (hermes) re-states tools and call format native
 """
 from __future__ import annotations
 
-import json
 import re
 
-from .dialogue import Dialogue, check_calls
-from .errors import BAD_DIALOGUE, BAD_TOOL_SPEC, BROKEN_JSON, BadRow
+from . import jsonvalue
+from .dialogue import Dialogue, check_calls, turn_fields
+from .errors import BAD_DIALOGUE, BAD_TOOL_SPEC, BadRow
 from .pycalls import looks_like_calls, parse_calls
 from .tools import loads_json, openai_tools
 
@@ -28,10 +28,7 @@ def split_system(system: str, where: str) -> tuple[str, list]:
     start = system.find('[', at + len(TOOLS_MARKER))
     if start < 0:
         raise BadRow(BAD_TOOL_SPEC, f'{where}: no tool list after the marker')
-    try:
-        raw_tools, stop = json.JSONDecoder().raw_decode(system, start)
-    except json.JSONDecodeError as exc:
-        raise BadRow(BROKEN_JSON, f'{where}: tool list in system: {exc}') from None
+    raw_tools, stop = jsonvalue.raw_decode(system, start, f'{where}: tool list in system')
     tail = _FORMAT_NOTE.sub('', system[stop:]).lstrip(' .\n').rstrip()
     prose = system[:at].strip()
     return (prose + ('\n' + tail if tail else '')).strip(), raw_tools
@@ -46,9 +43,7 @@ def convert(raw: dict, index: int) -> Dialogue:
     tools = openai_tools(raw_tools, f'{where} tools')
     turns = []
     for t, turn in enumerate(raw['conversations']):
-        role, value = turn.get('from'), turn.get('value')
-        if not isinstance(value, str):
-            raise BadRow(BAD_DIALOGUE, f'{where} turn {t}: value is not a string')
+        role, value = turn_fields(turn, ('from', 'value'), f'{where} turn {t}')
         if role == 'user':
             turns.append(('user', value))
         elif role == 'assistant':
@@ -59,7 +54,7 @@ def convert(raw: dict, index: int) -> Dialogue:
         elif role == 'tool':
             results = loads_json(value, f'{where} turn {t} (tool)')
             results = results if isinstance(results, list) else [results]
-            turns.append(('tool', [json.dumps(r, ensure_ascii=False) for r in results]))
+            turns.append(('tool', [jsonvalue.dumps(r, f'{where} turn {t} (tool)') for r in results]))
         else:
             raise BadRow(BAD_DIALOGUE, f'{where} turn {t}: unknown role {role!r}')
     return Dialogue('toolace', did, tools, turns, system=system)

@@ -2,11 +2,11 @@
 parameters}}`, the form ms-swift's agent templates (`BaseAgentTemplate.wrap_tool/unwrap_tool`) render."""
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from .errors import BAD_TOOL_SPEC, BROKEN_JSON, BadRow
+from . import jsonvalue
+from .errors import BAD_TOOL_SPEC, BadRow
 
 # Python / pseudo type names used by ToolACE and xLAM -> JSON-schema type names.
 _TYPE_MAP = {
@@ -21,13 +21,11 @@ _TYPE_MAP = {
 
 
 def loads_json(text: Any, field: str) -> Any:
-    """`json.loads` for a JSON-string field of a raw row; a decoding error names the field."""
+    """A JSON-string field of a raw row (or an already decoded value) as plain JSON data; a decoding error,
+    NaN/Infinity, too deep nesting or a non-JSON value is a BadRow naming the field (`jsonvalue`)."""
     if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRow(BROKEN_JSON, f'{field}: {exc}') from None
+        return jsonvalue.check_value(text, field)
+    return jsonvalue.loads(text, field)
 
 
 def json_type(raw: Any) -> str | None:

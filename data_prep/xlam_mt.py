@@ -3,7 +3,7 @@
 string `{"name", "arguments"}`. Consecutive `function_call` turns form one (parallel) call set."""
 from __future__ import annotations
 
-from .dialogue import Dialogue, check_calls
+from .dialogue import Dialogue, check_calls, turn_fields
 from .errors import BAD_DIALOGUE, BadRow
 from .tools import loads_json, openai_tools
 
@@ -17,9 +17,7 @@ def convert(raw: dict, index: int) -> Dialogue:
     tools = openai_tools(raw.get('tools'), f'{where} tools')
     turns: list = []
     for t, turn in enumerate(conv):
-        role, value = turn.get('from'), turn.get('value')
-        if not isinstance(value, str):
-            raise BadRow(BAD_DIALOGUE, f'{where} turn {t}: value is not a string')
+        role, value = turn_fields(turn, ('from', 'value'), f'{where} turn {t}')
         if role == 'human':
             turns.append(('user', value))
         elif role == 'gpt':

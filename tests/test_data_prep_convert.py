@@ -352,3 +352,134 @@ def test_rows_load_and_render_with_ms_swift_hermes_template(smollm2_dir, tmp_pat
             elif m['role'] == 'tool_response':
                 assert f'<tool_response>\n{m["content"]}\n</tool_response>' in text
     assert longest <= 1024 - 64, longest   # demo rows fit --max_length 1024 with 64 completion tokens
+
+
+# ------------------------------------------------------------------ hostile input (issue 11.B.1-B.2)
+
+def _convert_all(source, raw, strict=False):
+    stats = Stats()
+    rows = list(convert_source(source, raw, None, 0, strict=strict, stats=stats, progress=False))
+    return rows, stats
+
+
+def _toolace_with_call(call_text):
+    row = copy.deepcopy(read_local(FIX / 'toolace.json')[0])
+    turn = next(t for t in row['conversations'] if t['from'] == 'assistant')
+    turn['value'] = call_text
+    return row
+
+
+def _xlam_with_answers(answers):
+    row = copy.deepcopy(read_local(FIX / 'xlam.json')[0])
+    row['answers'] = answers
+    return row
+
+
+DEEP = '[' * 100_000 + ']' * 100_000
+BIG_INT = '9' * 5000
+_HOSTILE = [  # (source, hostile raw row, skip reason)
+    ('xlam', None, 'malformed dialogue'),
+    ('xlam', 'just a string', 'malformed dialogue'),
+    ('xlam', [1, 2], 'malformed dialogue'),
+    ('xlam_mt', {'conversations': [None], 'tools': '[]'}, 'malformed dialogue'),
+    ('xlam_mt', {'conversations': ['hello'], 'tools': '[]'}, 'malformed dialogue'),
+    ('xlam_mt', {'conversations': [['human', 'hi']], 'tools': '[]'}, 'malformed dialogue'),
+    ('toolace', {**read_local(FIX / 'toolace.json')[0], 'conversations': [None]}, 'malformed dialogue'),
+    ('toolace', {**read_local(FIX / 'toolace.json')[0], 'conversations': ['user: hi']}, 'malformed dialogue'),
+    ('toolace', _toolace_with_call('[Get Weather(city={1, 2})]'), 'value not representable in JSON'),
+    ('toolace', _toolace_with_call('[Get Weather(city=b"x")]'), 'value not representable in JSON'),
+    ('toolace', _toolace_with_call('[Get Weather(city=1j)]'), 'value not representable in JSON'),
+    ('toolace', _toolace_with_call('[Get Weather(city=1e400)]'), 'value not representable in JSON'),
+    ('toolace', _toolace_with_call('[Get Weather(city=NaN)]'), 'unbalanced call syntax'),
+    ('toolace', _toolace_with_call(f'[Get Weather(city={DEEP})]'), 'unbalanced call syntax'),
+    ('toolace', _toolace_with_call(f'[Get Weather(city={BIG_INT})]'), 'unbalanced call syntax'),
+    # a call set that lacks its closing bracket is a broken call, never a text-answer target
+    ('toolace', _toolace_with_call('[Get Weather(city="Oslo")'), 'unbalanced call syntax'),
+    ('xlam', _xlam_with_answers(DEEP), 'broken JSON'),
+    ('xlam', _xlam_with_answers(f'[{{"name": "fibonacci_numbers", "arguments": {{"n": {BIG_INT}}}}}]'), 'broken JSON'),
+    ('xlam', _xlam_with_answers('[{"name": "fibonacci_numbers", "arguments": {"n": NaN}}]'), 'broken JSON'),
+    ('xlam', _xlam_with_answers('[{"name": "fibonacci_numbers", "arguments": {"n": Infinity}}]'), 'broken JSON'),
+    ('xlam', _xlam_with_answers('[{"name": "fibonacci_numbers", "arguments": {"n": 1e400}}]'), 'broken JSON'),
+    # already decoded values (hub datasets hand over Python objects)
+    ('xlam', _xlam_with_answers([{'name': 'fibonacci_numbers', 'arguments': {'n': float('nan')}}]),
+     'value not representable in JSON'),
+    ('xlam', _xlam_with_answers([{'name': 'fibonacci_numbers', 'arguments': {'n': {1, 2}}}]),
+     'value not representable in JSON'),
+    ('xlam', {**read_local(FIX / 'xlam.json')[0], 'query': ['not', 'text']}, 'malformed dialogue'),
+    ('xlam', {**read_local(FIX / 'xlam.json')[0], 'tools': [{'name': 'f', 'parameters': {'x': 'oops'}}]},
+     'bad tool spec'),
+]
+
+
+@pytest.mark.parametrize('source,bad,reason', _HOSTILE, ids=[f'{s}-{i}' for i, (s, _, _) in enumerate(_HOSTILE)])
+def test_hostile_raw_rows_are_counted_skips_and_strict_names_the_row(source, bad, reason):
+    good = read_local(FIX / f'{source}.json')
+    rows, stats = _convert_all(source, [*good, bad])
+    assert dict(stats.skips) == {(source, reason): 1}
+    assert stats.dialogues[source] == len(good)
+    for row in rows:  # what is written is strict JSON
+        json.loads(json.dumps(row, allow_nan=False), parse_constant=lambda c: pytest.fail(c))
+    with pytest.raises(StrictError, match=rf'^{source} row {len(good)}: {reason}'):
+        _convert_all(source, [*good, bad], strict=True)
+
+
+def test_unforeseen_shapes_inside_a_row_are_counted_not_fatal():
+    """A shape no converter foresees deep in a row (Hammer masking meets `"required": [["a"]]` and raises
+    TypeError) is a counted skip at the per-row boundary, whatever the exception; unmasked rows with the same
+    defect still fail the schema."""
+    base = read_local(FIX / 'hammer.json')[0]
+    bad = []
+    for i in range(6):
+        row = {**copy.deepcopy(base), 'id': f'bad{i}', 'query': f'{base["query"]} {i}'}
+        tools = json.loads(row['tools'])
+        tools[0]['parameters'] = {'type': 'object', 'properties': {'a': {'type': 'string'}}, 'required': [['a']]}
+        row['tools'] = json.dumps(tools)
+        bad.append(row)
+    rows, stats = _convert_all('hammer', bad)
+    assert rows == [] and sum(stats.skips.values()) == 6
+    assert stats.skips[('hammer', 'unexpected structure')] >= 1
+    assert 'TypeError' in stats.examples[('hammer', 'unexpected structure')]
+
+
+def test_jsonl_line_that_does_not_parse_is_a_counted_skip(tmp_path):
+    good = read_local(FIX / 'xlam.json')
+    path = tmp_path / 'x.jsonl'
+    lines = [json.dumps(good[0]), '{"id": 99, "query": "cut', DEEP, json.dumps(good[1])]
+    path.write_text('\n'.join(lines) + '\n')
+    rows, stats = _convert_all('xlam', read_local(path))
+    assert stats.skips[('xlam', 'broken JSON')] == 2 and stats.dialogues['xlam'] == 2
+    assert f'{path} line 2' in stats.examples[('xlam', 'broken JSON')]
+    bad_json = tmp_path / 'bad.json'
+    bad_json.write_text('[{"id": 1},')
+    with pytest.raises(ValueError, match=str(bad_json)):
+        read_local(bad_json)
+
+
+def test_duplicate_dialogues_are_dropped_and_counted():
+    for source in ('toolace', 'xlam_mt'):  # no ids: ToolACE rows are numbered by position
+        raw = read_local(FIX / f'{source}.json')
+        rows, stats = _convert_all(source, raw + copy.deepcopy(raw))
+        assert stats.skips[(source, 'duplicate dialogue content')] == len(raw)
+        assert rows == _convert_all(source, raw)[0]
+    raw = read_local(FIX / 'xlam.json')
+    again = [{**copy.deepcopy(r), 'id': f'copy-{r["id"]}'} for r in raw]  # same dialogue, new id
+    _, stats = _convert_all('xlam', raw + again)
+    assert stats.skips[('xlam', 'duplicate dialogue content')] == len(raw)
+
+
+def test_build_refuses_a_source_given_twice(tmp_path):
+    out = tmp_path / 'o.jsonl'
+    p = cli('build', '--sources', 'xlam:2,xlam:4', '--out', str(out), '--input', f'xlam={FIX / "xlam.json"}')
+    assert p.returncode == 2 and "source 'xlam' is given twice" in p.stderr
+    assert not out.exists()
+
+
+def test_build_writes_a_manifest_last_and_a_failed_build_leaves_none(tmp_path):
+    from data_prep.manifest import check_manifest, manifest_path
+    out = tmp_path / 'o.jsonl'
+    assert main(['build', '--sources', 'xlam', '--out', str(out), '--input', f'xlam={FIX / "xlam.json"}']) == 0
+    assert check_manifest(str(out))['rows'] == len(out.read_text().splitlines()) == 4
+    # a strict rerun that fails keeps neither a partial output nor a stale "complete" mark
+    assert main(['convert', '--source', 'xlam', '--input', str(FIX / 'xlam_malformed.json'), '--output', str(out),
+                 '--strict']) == 2
+    assert not __import__('os').path.exists(manifest_path(str(out)))
