@@ -1,11 +1,34 @@
-"""python -m data_prep {build,convert,demo,rationales,import-batch,sft} ... (see README, "Training data")."""
+"""python -m data_prep {build,convert,demo,rationales,import-batch,sft,check-manifest} ... (see README, "Training data")."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from . import bfcl_live, cli_build, cli_rationales
+from .manifest import ManifestError, check_manifest
 from .pipeline import StrictError
+
+
+def cmd_check_manifest(args) -> int:
+    """Exit 0 if every PATH is a finished output (manifest present, complete, row count matching), else 1."""
+    bad = 0
+    for path in args.paths:
+        try:
+            record = check_manifest(path)
+        except ManifestError as exc:
+            print(f'check-manifest: not finished: {exc}', file=sys.stderr)
+            bad += 1
+        else:
+            if not args.quiet:
+                print(f'check-manifest: {path}: complete, {record["rows"]} rows')
+    return 1 if bad else 0
+
+
+def add_check_manifest_parser(sub) -> None:
+    p = sub.add_parser('check-manifest', help='exit 0 only if each output was finished (its manifest matches)')
+    p.add_argument('paths', nargs='+', metavar='PATH')
+    p.add_argument('--quiet', action='store_true')
+    p.set_defaults(func=cmd_check_manifest)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -14,6 +37,7 @@ def make_parser() -> argparse.ArgumentParser:
     cli_build.add_parsers(sub)
     cli_rationales.add_parsers(sub)
     bfcl_live.add_parsers(sub)
+    add_check_manifest_parser(sub)
     return parser
 
 

@@ -3,20 +3,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
-
-from tqdm import tqdm
 
 from . import rationales as R
 
 
-def _load_input(path: str, limit: int | None) -> list[dict]:
-    rows = R.read_rows(path)
-    return rows[:limit] if limit else rows
+def _load_input(path: str, limit: int | None) -> R.InputRows:
+    """All input rows checked before the first request; the bad ones are reported now and skipped."""
+    data = R.read_input(path, limit)
+    for line in data.bad[:10]:
+        print(f'skipping invalid input row: {line}', file=sys.stderr)
+    if len(data.bad) > 10:
+        print(f'... and {len(data.bad) - 10} more invalid input rows', file=sys.stderr)
+    return data
 
 
 def cmd_rationales(args) -> int:
-    rows = _load_input(args.inp, args.limit)
+    data = _load_input(args.inp, args.limit)
+    rows = data.rows
     if args.export_batch:
         done = R.done_keys(args.out) if args.out else set()
         n = 0
@@ -37,34 +42,23 @@ def cmd_rationales(args) -> int:
         raise SystemExit('rationales: --out must differ from --in (the output is appended to)')
     client = R.make_client(args.base_url, args.api_key_env, args.timeout)
     summary = asyncio.run(R.run(rows, args.out, client, args.model, args.concurrency, args.max_tokens,
-                                args.temperature, args.retries, args.retry_wait, progress=not args.quiet))
+                                args.temperature, args.retries, args.retry_wait, progress=not args.quiet,
+                                bad_input=data.bad))
     print(summary.text(args.out))
     return 1 if summary.failures else 0
 
 
 def cmd_import_batch(args) -> int:
-    summary = R.import_batch(_load_input(args.inp, None), args.results, args.out)
+    data = _load_input(args.inp, None)
+    summary = R.import_batch(data.rows, args.results, args.out, bad_input=data.bad)
     print(summary.text(args.out))
     return 1 if summary.failures else 0
 
 
 def cmd_sft(args) -> int:
-    from .sft import sft_row
-    rows = R.read_rows(args.inp)
-    n = skipped = 0
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, 'w', encoding='utf-8') as f:
-        for row in tqdm(rows, desc='sft', unit='row', disable=args.quiet):
-            try:
-                out = sft_row(row)
-            except ValueError as exc:
-                if args.strict:
-                    raise SystemExit(f'sft: {exc}')
-                skipped += 1
-                continue
-            f.write(json.dumps(out, ensure_ascii=False) + '\n')
-            n += 1
-    print(f'wrote {n} SFT rows to {args.out}; skipped {skipped} rows without a rationale')
+    from .sft import export_sft
+    summary = export_sft(args.inp, args.out, strict=args.strict, progress=not args.quiet)
+    print(summary.text(args.out))
     return 0
 
 
@@ -95,7 +89,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser('sft', help='SFT rows: <think>rationale</think> + native calls / answer')
     p.add_argument('--in', dest='inp', required=True)
     p.add_argument('--out', required=True)
-    p.add_argument('--strict', action='store_true', help='a row without rationale is an error')
+    p.add_argument('--strict', action='store_true', help='a row that cannot be exported is an error naming its line')
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=cmd_sft)
 
