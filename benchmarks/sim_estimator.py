@@ -1,0 +1,296 @@
+"""The estimator under judge noise, simulated: GRPO vs Mixed-reward GRPO vs AWPO (+ ablations), seeded.
+
+    python -m benchmarks.sim_estimator [--seeds 20] [--steps 200] [--out results/sim_estimator]
+                                       [--judges good noisy ...] [--publish docs] [--quick]
+
+The task, policy and judges: benchmarks/sim_env.py. Training (ms-swift's GRPO advantage, AWPO's own
+``awpo_advantages``, clipped objective): benchmarks/sim_train.py. This file runs every (judge level, method)
+pair over all seeds, keeps each finished run on disk (a rerun skips finished runs whose settings match),
+and writes per judge level one plot (``sim_<level>.png``) and one markdown table (``sim_<level>.md``), plus
+``sim_summary.md`` / ``sim_summary.json``. GRPO does not read the judge, so it runs once and is shared.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from data_prep.manifest import atomic_writer
+
+from .sim_env import JUDGE_LEVELS, EnvConfig, make_env
+from .sim_train import METHODS, TrainConfig, run_meta, train
+
+LABELS = {'grpo': 'GRPO (outcome only)', 'mixed_grpo': 'Mixed-reward GRPO', 'awpo': 'AWPO',
+          'awpo_no_gating': 'AWPO w/o gating', 'awpo_no_difficulty': 'AWPO w/o difficulty',
+          'awpo_no_clip': 'AWPO w/o dynamic clip'}
+COLORS = {'grpo': 'black', 'mixed_grpo': 'tab:orange', 'awpo': 'tab:blue', 'awpo_no_gating': 'tab:red',
+          'awpo_no_difficulty': 'tab:green', 'awpo_no_clip': 'tab:purple'}
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def ci95(x) -> tuple[float, float]:
+    """Mean and the half-width of its two-sided 95 % Student-t interval (NaN half-width for n < 2)."""
+    from scipy import stats
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float('nan'), float('nan')
+    if x.size < 2:
+        return float(x.mean()), float('nan')
+    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def steps_to(curve: np.ndarray, threshold: float) -> np.ndarray:
+    """Per seed, the first step whose success reaches ``threshold``; NaN where it never does. curve [S, T+1]."""
+    hit = curve >= threshold
+    first = hit.argmax(axis=1).astype(float)
+    first[~hit.any(axis=1)] = np.nan
+    return first
+
+
+def judge_quality(level, seeds, ec: EnvConfig) -> dict:
+    """Measured over every training answer of every seed: Pearson corr(J, q) and corr(J, correct)."""
+    js, qs, cs = [], [], []
+    for s in seeds:
+        env = make_env(s, ec)
+        js.append(env.judge(level).reshape(-1).numpy())
+        qs.append(env.q.reshape(-1).numpy())
+        cs.append(env.correct.reshape(-1).float().numpy())
+    j, q, c = map(np.concatenate, (js, qs, cs))
+    return {'corr_q': float(np.corrcoef(j, q)[0, 1]), 'corr_correct': float(np.corrcoef(j, c)[0, 1]),
+            'mean': float(j.mean())}
+
+
+# ---------------------------------------------------------------------------------------------- runs on disk
+def run_paths(out: Path, judge: str, method: str):
+    base = out / 'runs' / f'{judge}__{method}'
+    return base.with_suffix('.npz'), base.with_suffix('.json')
+
+
+def load_or_run(out: Path, method: str, judge_name: str, seeds, tc, ec, bar) -> Dict[str, np.ndarray]:
+    level = JUDGE_LEVELS[judge_name] if METHODS[method][0] else None
+    key = judge_name if level else 'none'
+    npz, meta_path = run_paths(out, key, method)
+    meta = run_meta(method, level, seeds, tc, ec)
+    if npz.exists() and meta_path.exists():
+        try:
+            if json.loads(meta_path.read_text()) == meta:
+                bar.update(tc.steps)
+                with np.load(npz) as z:
+                    return {k: z[k] for k in z.files}
+        except (ValueError, OSError):
+            pass  # unreadable leftovers: run again
+    t0 = time.perf_counter()
+    res = train(method, level, seeds, tc, ec, progress=bar.update)
+    meta_out = dict(meta, wall_s=round(time.perf_counter() - t0, 2))
+    with atomic_writer(str(npz), 'wb') as fh:
+        np.savez_compressed(fh, **res)
+    with atomic_writer(str(meta_path)) as fh:  # written last: its presence says the run is complete
+        json.dump(meta, fh, indent=1, sort_keys=True)
+    bar.set_postfix_str(f'{key}/{method} {meta_out["wall_s"]} s')
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- report
+def summarise(runs: Dict[str, Dict[str, np.ndarray]], threshold: float) -> Dict[str, dict]:
+    base = runs['grpo']
+    rows = {}
+    for m, r in runs.items():
+        auc = r['success'].mean(axis=1)
+        row = {
+            'final_success': ci95(r['success'][:, -1]),
+            'final_success_heldout': ci95(r['success_heldout'][:, -1]),
+            'final_r_out': ci95(r['r_out'][:, -1]),
+            'auc_success': ci95(auc),
+            'delta_final_vs_grpo': ci95(r['success'][:, -1] - base['success'][:, -1]),
+            'delta_auc_vs_grpo': ci95(auc - base['success'].mean(axis=1)),
+            'delta_heldout_vs_grpo': ci95(r['success_heldout'][:, -1] - base['success_heldout'][:, -1]),
+        }
+        st = steps_to(r['success'], threshold)
+        row['steps_to_threshold_median'] = float(np.nanmedian(st)) if np.isfinite(st).any() else float('nan')
+        row['steps_to_threshold_reached'] = int(np.isfinite(st).sum())
+        row['seeds'] = int(r['success'].shape[0])
+        for k in ('gate_open_frac', 'w_mix_mean', 'clip_eps', 'r_g_mean'):
+            v = r[k]
+            row[k] = float(np.nanmean(v)) if np.isfinite(v).any() else None
+        row['dead_frac'] = float(r['dead_frac'].mean())
+        rows[m] = row
+    return rows
+
+
+def _pm(mc, digits=3):
+    m, h = mc
+    if not math.isfinite(m):
+        return '—'
+    return f'{m:.{digits}f} ± {h:.{digits}f}' if math.isfinite(h) else f'{m:.{digits}f}'
+
+
+def table_md(level_name: str, rows: Dict[str, dict], jq: dict, threshold: float, tc: TrainConfig) -> str:
+    lv = JUDGE_LEVELS[level_name]
+    n = next(iter(rows.values()))['seeds']
+    lines = [
+        f'### Judge: {level_name} — {lv.what}',
+        '',
+        f'Measured over all training answers: corr(J, reasoning quality q) = {jq["corr_q"]:+.2f}, '
+        f'corr(J, answer is correct) = {jq["corr_correct"]:+.2f}. {n} seeds, {tc.steps} steps; mean ± 95 % CI '
+        f'(Student t); Δ = paired difference to GRPO on the same seeds. Success = expected probability of '
+        f'the correct answer (exact, over all 128 training prompts; held-out: 256 unseen prompts, shared '
+        f'weights only).',
+        '',
+        f'| method | final success | held-out success | final E[R_out] | mean success over training | '
+        f'steps to {threshold:.0%} (median; seeds reaching) | Δ final success | Δ mean success | '
+        f'gate open | mean w_mix | mean clip ε |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    for m, r in rows.items():
+        st = r['steps_to_threshold_median']
+        st_s = f'{st:.0f}' if math.isfinite(st) else f'> {tc.steps}'
+        f = lambda v: '—' if v is None else f'{v:.3f}'  # noqa: E731
+        lines.append(
+            f'| {LABELS[m]} | {_pm(r["final_success"])} | {_pm(r["final_success_heldout"])} | '
+            f'{_pm(r["final_r_out"])} | {_pm(r["auc_success"])} | {st_s} ({r["steps_to_threshold_reached"]}/{n}) | '
+            f'{"—" if m == "grpo" else _pm(r["delta_final_vs_grpo"])} | '
+            f'{"—" if m == "grpo" else _pm(r["delta_auc_vs_grpo"])} | '
+            f'{f(r["gate_open_frac"])} | {f(r["w_mix_mean"])} | '
+            f'{f(r["clip_eps"]) if r["clip_eps"] is not None else f"{tc.eps_clip:.3f}"} |')
+    return '\n'.join(lines) + '\n'
+
+
+def _smooth(x, w=5):
+    if x.shape[-1] < w:
+        return x
+    k = np.ones(w) / w
+    return np.convolve(x, k, mode='valid')
+
+
+def plot_level(path: Path, level_name: str, runs: Dict[str, Dict[str, np.ndarray]], threshold: float):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={'width_ratios': [3, 2]})
+    for m, r in runs.items():
+        y = r['success']
+        S = y.shape[0]
+        mean = y.mean(0)
+        h = stats.t.ppf(0.975, S - 1) * y.std(0, ddof=1) / np.sqrt(S) if S > 1 else np.zeros_like(mean)
+        x = np.arange(y.shape[1])
+        ax.plot(x, mean, color=COLORS[m], label=LABELS[m], lw=1.6 if m in ('grpo', 'awpo', 'mixed_grpo') else 1.0,
+                ls='-' if m in ('grpo', 'awpo', 'mixed_grpo') else '--')
+        ax.fill_between(x, mean - h, mean + h, color=COLORS[m], alpha=0.15, lw=0)
+    ax.axhline(threshold, color='grey', lw=0.6, ls=':')
+    ax.set_xlabel('step')
+    ax.set_ylabel('success rate (train prompts)')
+    ax.set_ylim(0, 1)
+    ax.set_title(f'judge: {level_name} — mean and 95 % CI over {runs["grpo"]["success"].shape[0]} seeds', fontsize=10)
+    ax.legend(fontsize=8, loc='lower right')
+    a = runs.get('awpo')
+    if a is not None:
+        for k, c, lab in (('gate_open_frac', 'tab:blue', 'gate open fraction'),
+                          ('w_mix_mean', 'tab:cyan', 'mean w_mix'),
+                          ('dead_frac', 'grey', 'groups with no outcome spread')):
+            ys = _smooth(np.nanmean(a[k], axis=0))
+            ax2.plot(np.arange(ys.size) + 1, ys, color=c, label=lab)
+        ce = _smooth(np.nanmean(a['clip_eps'], axis=0))
+        ax2.plot(np.arange(ce.size) + 1, ce, color='tab:blue', ls=':', label='clip ε (Eq. 29)')
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel('step')
+    ax2.set_title("AWPO's gate (5-step moving mean over seeds)", fontsize=10)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_writer(str(path), 'wb') as fh:
+        fig.savefig(fh, format='png', dpi=70)
+    plt.close(fig)
+
+
+def summary_md(all_rows: Dict[str, Dict[str, dict]], cmd: str, wall: float) -> str:
+    levels = list(all_rows)
+    methods = list(next(iter(all_rows.values())))
+    lines = ['Final success (train prompts), mean ± 95 % CI; in brackets the paired Δ to GRPO of the mean success '
+             'over training (speed).', '',
+             '| method | ' + ' | '.join(levels) + ' |', '|---|' + '---|' * len(levels)]
+    for m in methods:
+        cells = []
+        for lv in levels:
+            r = all_rows[lv][m]
+            d = '' if m == 'grpo' else f' [Δ {_pm(r["delta_auc_vs_grpo"])}]'
+            cells.append(_pm(r['final_success']) + d)
+        lines.append(f'| {LABELS[m]} | ' + ' | '.join(cells) + ' |')
+    lines += ['', f'Command: `{cmd}`; wall time {wall:.0f} s.']
+    return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--seeds', type=int, default=20, help='number of seeds (0..n-1); default 20')
+    p.add_argument('--steps', type=int, default=None, help='training steps (default 200; 40 with --quick)')
+    p.add_argument('--out', default='results/sim_estimator', help='runs, tables and plots (default %(default)s)')
+    p.add_argument('--judges', nargs='+', default=list(JUDGE_LEVELS), choices=list(JUDGE_LEVELS))
+    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    p.add_argument('--threshold', type=float, default=0.5, help='success level for "steps to threshold"')
+    p.add_argument('--publish', default=None, help='also copy the plots and tables to this folder (e.g. docs)')
+    p.add_argument('--threads', type=int, default=1, help='torch threads (tiny tensors: 1 is fastest)')
+    p.add_argument('--quick', action='store_true', help='3 seeds, 40 steps: a smoke run (seconds)')
+    args = p.parse_args(argv)
+    import torch
+    from tqdm import tqdm
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.seeds = min(args.seeds, 3)
+    steps = args.steps or (40 if args.quick else 200)
+    if args.seeds < 1 or steps < 1:
+        p.error('--seeds and --steps must be >= 1')
+    if 'grpo' not in args.methods:
+        args.methods = ['grpo'] + args.methods  # the reference of every Δ
+    seeds = list(range(args.seeds))
+    tc, ec = TrainConfig(steps=steps), EnvConfig()
+    out = Path(args.out)
+    (out / 'runs').mkdir(parents=True, exist_ok=True)
+    cmd = 'python -m benchmarks.sim_estimator ' + ' '.join(argv if argv is not None else __import__('sys').argv[1:])
+    n_runs = sum(1 for m in args.methods if not METHODS[m][0]) + \
+        len(args.judges) * sum(1 for m in args.methods if METHODS[m][0])
+    t0 = time.perf_counter()
+    all_rows, written = {}, []
+    with tqdm(total=n_runs * steps, desc='sim_estimator', unit='step') as bar:
+        for lv in args.judges:
+            runs = {m: load_or_run(out, m, lv, seeds, tc, ec, bar) for m in args.methods}
+            rows = summarise(runs, args.threshold)
+            all_rows[lv] = rows
+            jq = judge_quality(JUDGE_LEVELS[lv], seeds, ec)
+            md, png = out / f'sim_{lv}.md', out / f'sim_{lv}.png'
+            with atomic_writer(str(md)) as fh:
+                fh.write(table_md(lv, rows, jq, args.threshold, tc))
+            plot_level(png, lv, runs, args.threshold)
+            for r in rows.values():
+                r['judge_quality'] = jq
+            written += [md, png]
+    wall = time.perf_counter() - t0
+    with atomic_writer(str(out / 'sim_summary.md')) as fh:
+        fh.write(summary_md(all_rows, cmd.strip(), wall))
+    with atomic_writer(str(out / 'sim_summary.json')) as fh:
+        json.dump({'command': cmd.strip(), 'wall_s': round(wall, 1), 'seeds': seeds, 'steps': steps,
+                   'threshold': args.threshold, 'results': all_rows}, fh, indent=1, sort_keys=True)
+    written += [out / 'sim_summary.md', out / 'sim_summary.json']
+    if args.publish:
+        dst = Path(args.publish)
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in written:
+            (dst / f.name).write_bytes(f.read_bytes())
+    for lv, rows in all_rows.items():
+        print(f'\n[{lv}] final success (mean ± 95% CI over {len(seeds)} seeds):')
+        for m, r in rows.items():
+            print(f'  {LABELS[m]:<24} {_pm(r["final_success"])}   Δ mean success vs GRPO '
+                  f'{"—" if m == "grpo" else _pm(r["delta_auc_vs_grpo"])}')
+    print(f'\nwrote {len(written)} files to {out}' + (f' (copied to {args.publish})' if args.publish else '')
+          + f'; runs kept in {out / "runs"}; wall time {wall:.1f} s')
+
+
+if __name__ == '__main__':
+    main()
