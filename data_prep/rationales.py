@@ -20,6 +20,7 @@ from typing import Iterable
 from tqdm import tqdm
 
 from .dialogue import row_key
+from .manifest import count_lines, remove_manifest, write_manifest
 from .schema import validate_row
 
 SYSTEM_PROMPT = (
@@ -116,6 +117,52 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
+@dataclass
+class InputRows:
+    """The rows of an input file that can be sent, and a report line per row that cannot."""
+    rows: list
+    bad: list   # 'PATH line N: why (naming the field)'
+
+
+def read_input(path: str | Path, limit: int | None = None) -> InputRows:
+    """Every input line checked before any request is paid for: JSON, the row contract (`schema.validate_row`,
+    the message names the field) and a key seen once. Bad lines are reported and left out; the rest are kept.
+    `limit`: only the first N good rows."""
+    rows, bad, first_line = [], [], {}
+    with open(path, encoding='utf-8') as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                bad.append(f'{path} line {n}: not JSON ({str(exc)[:200]})')
+                continue
+            why = row_problem(row)
+            if why is None and row_key(row) in first_line:
+                why = f'row {row_key(row)} already at line {first_line[row_key(row)]}'
+            if why is not None:
+                bad.append(f'{path} line {n}: {why}')
+                continue
+            first_line[row_key(row)] = n
+            rows.append(row)
+    return InputRows(rows[:limit] if limit else rows, bad)
+
+
+def row_problem(row) -> str | None:
+    """Why `row` cannot be sent (the row contract's message names the field), or None."""
+    try:
+        if not isinstance(row, dict):
+            return f'a row is a JSON object, not {type(row).__name__}'
+        validate_row(row)
+        row_key(row)
+    except RecursionError:
+        return 'nested too deep'
+    except (ValueError, TypeError, KeyError) as exc:
+        return str(exc)[:300]
+    return None
+
+
 def unique_rows(rows: Iterable[dict], where: str) -> list[dict]:
     seen, out = set(), []
     for row in rows:
@@ -174,6 +221,8 @@ class Summary:
     requests: int = 0
     failures: dict = field(default_factory=dict)   # key -> last error
     seconds: float = 0.0
+    bad_input: list = field(default_factory=list)  # input lines not sent (`read_input`)
+    manifest: str | None = None                    # written when every input row is in the output
 
     def text(self, out: str) -> str:
         lines = [f'rows in input: {self.total}; already in {out}: {self.already_done}; written now: {self.written}; '
@@ -185,7 +234,22 @@ class Summary:
             lines.append(f'  ... and {len(self.failures) - 10} more')
         if self.failures:
             lines.append('failed rows are not written; run the same command again to retry them')
+        if self.bad_input:
+            lines.append(f'skipped {len(self.bad_input)} invalid input rows (no request sent):')
+            lines += [f'  {b}' for b in self.bad_input[:10]]
+            if len(self.bad_input) > 10:
+                lines.append(f'  ... and {len(self.bad_input) - 10} more')
+        lines.append(f'complete: manifest {self.manifest}' if self.manifest else
+                     f'not complete: no manifest beside {out} (rerun to finish)')
         return '\n'.join(lines)
+
+
+def finish(summary: Summary, out_path: str, **meta) -> Summary:
+    """Mark `out_path` complete (`manifest.write_manifest`, written last) when no row failed."""
+    if not summary.failures and Path(out_path).exists():
+        summary.manifest = write_manifest(out_path, count_lines(out_path), skipped_input=len(summary.bad_input),
+                                          **meta)
+    return summary
 
 
 # ------------------------------------------------------------------------------ live requests
@@ -211,13 +275,19 @@ async def _one(client, row: dict, model: str, max_tokens: int, temperature: floa
 
 async def run(rows: list[dict], out_path: str, client, model: str, concurrency: int = 32,
               max_tokens: int = 256, temperature: float = 0.2, retries: int = 3, retry_wait: float = 1.0,
-              progress: bool = True) -> Summary:
-    """Rationale for every row not yet in `out_path`; `concurrency` requests in flight at most."""
+              progress: bool = True, bad_input: Iterable[str] = ()) -> Summary:
+    """Rationale for every row not yet in `out_path`; `concurrency` requests in flight at most. The output's
+    manifest is removed first and written last, only when every row is done (`finish`). `bad_input`: the
+    lines `read_input` left out, reported in the summary."""
     t0 = time.perf_counter()
-    rows = unique_rows(rows, 'input')
+    bad_input = list(bad_input)
+    checked = [(i, r, row_problem(r)) for i, r in enumerate(rows)]  # before any request is paid for
+    bad_input += [f'input row {i}: {why}' for i, _, why in checked if why is not None]
+    rows = unique_rows([r for _, r, why in checked if why is None], 'input')
+    remove_manifest(out_path)
     done = done_keys(out_path)
     todo = [r for r in rows if row_key(r) not in done]
-    summary = Summary(total=len(rows), already_done=len(rows) - len(todo))
+    summary = Summary(total=len(rows), already_done=len(rows) - len(todo), bad_input=bad_input)
     queue: asyncio.Queue = asyncio.Queue()
     for r in todo:
         queue.put_nowait(r)
@@ -244,7 +314,7 @@ async def run(rows: list[dict], out_path: str, client, model: str, concurrency: 
         out.close()
         bar.close()
     summary.seconds = time.perf_counter() - t0
-    return summary
+    return finish(summary, out_path, model=model)
 
 
 def make_client(base_url: str | None, api_key_env: str, timeout: float):
@@ -257,13 +327,15 @@ def make_client(base_url: str | None, api_key_env: str, timeout: float):
     return AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
 
 
-def import_batch(rows: list[dict], results_path: str | Path, out_path: str) -> Summary:
-    """Attach Batch API results to their rows; append those not yet in `out_path`; report the rest."""
+def import_batch(rows: list[dict], results_path: str | Path, out_path: str, bad_input: Iterable[str] = ()) -> Summary:
+    """Attach Batch API results to their rows; append those not yet in `out_path`; report the rest.
+    The manifest is written when every row has its rationale (`finish`)."""
     t0 = time.perf_counter()
     rows = unique_rows(rows, 'input')
     by_key = {row_key(r): r for r in rows}
+    remove_manifest(out_path)
     done = done_keys(out_path)
-    summary = Summary(total=len(rows), already_done=len(done & by_key.keys()))
+    summary = Summary(total=len(rows), already_done=len(done & by_key.keys()), bad_input=list(bad_input))
     got = set()
     out = Appender(out_path)
     try:
@@ -285,4 +357,4 @@ def import_batch(rows: list[dict], results_path: str | Path, out_path: str) -> S
     for key in by_key.keys() - done - got - summary.failures.keys():
         summary.failures[key] = 'no result in the batch output'
     summary.seconds = time.perf_counter() - t0
-    return summary
+    return finish(summary, out_path, results=Path(results_path).name)

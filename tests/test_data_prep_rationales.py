@@ -278,3 +278,47 @@ def test_sft_export_targets_parse_back(demo_rows, tmp_path):
         sft_row(rows[0])
     assert main(['sft', '--in', str(path), '--out', str(sft_path), '--quiet']) == 0
     assert sft_path.read_text() == ''
+
+
+def test_invalid_input_rows_are_reported_before_any_request_and_the_rest_done(demo_rows, tmp_path, capsys):
+    """Issue 11.B.3: a schema-invalid row (and a torn line, a non-object, a repeated key) is named by line and
+    field before the first paid request; every valid row still gets its rationale; the manifest says done."""
+    from data_prep.manifest import check_manifest, manifest_path
+    path, rows = demo_rows
+    lines = [json.dumps(r) for r in rows]
+    broken = dict(rows[3], tools='not json')
+    lines[3] = json.dumps(broken)                         # line 4: tools is not JSON
+    lines.insert(10, '{"messages": [')                    # line 11: torn
+    lines.insert(12, '[1, 2]')                            # line 13: not an object
+    lines.append(json.dumps(rows[0]))                     # last line: rows[0] again
+    inp = tmp_path / 'in.jsonl'
+    inp.write_text('\n'.join(lines) + '\n')
+    out = tmp_path / 'out.jsonl'
+    (tmp_path / 'out.jsonl.manifest.json').write_text('{"stale": true}')   # from an earlier run
+    with RationaleStub() as stub:
+        rc = main(['rationales', '--in', str(inp), '--out', str(out), '--model', 'm', '--base-url', stub.base_url,
+                   '--api-key-env', 'AWPO_TEST_NO_KEY', '--retry-wait', '0', '--quiet'])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert stub.requests == 25                            # 26 demo rows minus the invalid one
+    for n, what in ((4, 'tools'), (11, 'not JSON'), (13, 'not list'), (len(lines), 'already at line 1')):
+        assert f'{inp} line {n}: ' in captured.err, n
+    assert 'tools / ground_truth is not JSON' in captured.err
+    assert 'skipped 4 invalid input rows' in captured.out
+    check_output(out, [r for i, r in enumerate(rows) if i != 3])
+    assert check_manifest(str(out)) == {**json.loads(Path(manifest_path(str(out))).read_text())}
+    assert check_manifest(str(out))['rows'] == 25 and check_manifest(str(out))['skipped_input'] == 4
+
+
+def test_run_with_failures_leaves_no_manifest_and_a_finished_rerun_writes_it(demo_rows, tmp_path):
+    from data_prep.manifest import ManifestError, check_manifest
+    _, rows = demo_rows
+    out = tmp_path / 'out.jsonl'
+    with RationaleStub(fail_if='Tokyo') as stub:
+        summary = run_live(rows, out, stub, retries=0)
+    assert summary.failures and summary.manifest is None and 'not complete' in summary.text(str(out))
+    with pytest.raises(ManifestError, match='did not finish'):
+        check_manifest(str(out))
+    with RationaleStub() as stub:
+        summary = run_live(rows, out, stub)
+    assert not summary.failures and check_manifest(str(out))['rows'] == 26
