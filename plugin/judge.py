@@ -3,10 +3,15 @@
 Two backends behind one interface, ``await judge.score(samples) -> [Verdict]``:
 
 * :class:`OpenAIJudge` — any OpenAI-compatible endpoint (vLLM serving Qwen3-235B-A22B in the paper) through
-  ``openai.AsyncOpenAI``. One client per ``score`` call, because ms-swift runs async rewards under a fresh
-  ``asyncio.run`` every step. All samples of a call are judged concurrently under a semaphore
+  ``openai.AsyncOpenAI``. The judge runs on an event loop of its own in a background thread (:class:`JudgeLoop`),
+  so one client and its connections live for the whole run although ms-swift runs async rewards under a
+  fresh ``asyncio.run`` every step, and a batch can be left in flight (:meth:`BaseJudge.submit`) while the
+  trainer does the log-prob pass (issue 12). All samples of a call are judged concurrently under a semaphore
   (``concurrency``), so a step costs about one round-trip. Each request has a ``timeout``; the whole call a
-  ``batch_deadline``. Retries are the SDK's own (``max_retries``; it backs off on 408/409/429/5xx and honours
+  ``batch_deadline``. Structured output: ``guided_json`` names the request dialect (``json_schema``: OpenAI,
+  vLLM, SGLang, llama.cpp's C++ server; ``json_object`` + ``schema``: llama-cpp-python; ``none``); ``auto``
+  probes the server once at start-up with a tiny request and, if the server later rejects the dialect,
+  switches once with a warning. The reply is parsed strictly whatever the dialect. Retries are the SDK's own (``max_retries``; it backs off on 408/409/429/5xx and honours
   ``Retry-After``) — there is no second retry layer. A circuit breaker opens after ``breaker_failures``
   consecutive failed requests and lets one probe through every ``breaker_cooldown`` seconds. Identical
   requests are judged once (content-hash cache in memory, optionally appended to a JSONL file and reloaded
@@ -19,16 +24,22 @@ Two backends behind one interface, ``await judge.score(samples) -> [Verdict]``:
 Every failure is ``Verdict(score=None, reason=...)`` (NaN in ms-swift's reward matrix), never 0 and never
 an exception: a missing score makes AWPO fall back to the outcome reward for that group.
 
-Secrets: the API key is read from the environment variable named by ``judge.api_key_env`` when a client is
-built, is never stored on these objects, never logged (error texts are redacted), and never written to
-the cache file (which holds content hashes and scores only).
+Secrets: the API key is read from the environment variable named by ``judge.api_key_env`` when the client is
+built; it lives only inside that client (never in the config, never on these objects). Every text that
+leaves the judge goes through one redaction: :func:`redact` (exception texts, audit output) and the
+:class:`RedactFilter` on the loggers that can carry it (``awpo*``, ``openai``, ``httpx``, ``swift``). The
+cache file holds content hashes and scores only.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import hashlib
 import json
 import logging
+import os
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,7 +48,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import openai
 
-from .config import JudgeConfig
+from .config import DIALECTS, JudgeConfig
 from .judge_prompt import (REPLY_SCHEMA, TIERS, JudgeInput, build_messages, cache_key, cut_reasoning,
                            parse_reply, snap_to_tier)
 from .rewards import json_equal, pair_calls, parse_completion, parse_ground_truth, render_tool_calls
@@ -50,6 +61,80 @@ ENDPOINT_FAILURES = ('timeout', 'connection', 'rate_limited', 'http_5xx', 'http_
 
 class JudgeUnreachable(RuntimeError):
     """The start-up health check failed (and ``judge.tolerate_unreachable`` is off)."""
+
+
+# ----------------------------------------------------------------------------------------- redaction
+# Names of the environment variables that hold judge secrets; their values are cut from every text we emit.
+_SECRET_ENVS = {'AWPO_JUDGE_API_KEY'}
+_REDACTED_LOGGERS = ('awpo', 'awpo.judge', 'openai', 'openai._base_client', 'httpx', 'httpcore', 'swift')
+
+
+def redact(text: Any) -> str:
+    """``text`` with the value of every secret variable replaced by ``***`` (the one redaction function)."""
+    text = text if isinstance(text, str) else str(text)
+    for name in _SECRET_ENVS:
+        secret = os.environ.get(name)
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, '***')
+    return text
+
+
+class RedactFilter(logging.Filter):
+    """Logging filter: the formatted message and any traceback of a record pass through :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not hide the record
+            msg = str(record.msg)
+        record.msg, record.args = redact(msg), None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+_FILTER = RedactFilter()
+
+
+def install_redaction(secret_env: Optional[str] = None) -> None:
+    """Register ``secret_env`` as a secret and put the filter on every logger that can carry it (idempotent).
+    Logger filters do not apply to child loggers, so each is named."""
+    if secret_env:
+        _SECRET_ENVS.add(secret_env)
+    for name in _REDACTED_LOGGERS:
+        lg = logging.getLogger(name)
+        if _FILTER not in lg.filters:
+            lg.addFilter(_FILTER)
+
+
+# ----------------------------------------------------------------------------------------- event loop
+class JudgeLoop:
+    """One asyncio loop in a daemon thread per process: the judge's client and connections outlive ms-swift's
+    per-step ``asyncio.run``, and a batch can run while the caller's thread does other work."""
+    _instance: Optional['JudgeLoop'] = None
+    _lock = threading.Lock()
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name='awpo-judge-loop', daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> 'JudgeLoop':
+        with cls._lock:
+            if cls._instance is None or cls._instance.pid != os.getpid() or not cls._instance.thread.is_alive():
+                cls._instance = JudgeLoop()  # also after a fork: the parent's thread does not exist here
+            return cls._instance
+
+    def submit(self, coro) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro, timeout: Optional[float] = None):
+        return self.submit(coro).result(timeout)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -119,9 +204,40 @@ def judge_input(sample: JudgeSample) -> JudgeInput:
 
 # ----------------------------------------------------------------------------------------- helpers
 def _redact(text: str, secret: Optional[str]) -> str:
+    text = redact(text)
     if secret:
         text = text.replace(secret, '***')
     return text
+
+
+# ----------------------------------------------------------------------------------------- dialects
+DIALECT_ORDER = ('json_schema', 'json_object', 'none')  # what ``auto`` tries, in this order
+PROBE_MESSAGES = [{'role': 'user', 'content': 'Reply with the JSON object {"score": 1.0} and nothing else.'}]
+# Statuses with which servers reject a response_format they do not speak (llama-cpp-python: 500).
+DIALECT_STATUSES = (400, 422, 500, 501)
+_DIALECT_WORDS = re.compile(r'response_format|json_schema|json_object|schema|grammar|guided', re.I)
+
+
+def response_format(dialect: str) -> Optional[dict]:
+    """The request's ``response_format`` for a dialect (None: no constraint)."""
+    if dialect == 'json_schema':  # OpenAI, vLLM, SGLang, llama.cpp's C++ server, Ollama
+        return {'type': 'json_schema', 'json_schema': {'name': 'judge_score', 'schema': REPLY_SCHEMA, 'strict': True}}
+    if dialect == 'json_object':  # llama-cpp-python's server: a JSON object constrained by this schema
+        return {'type': 'json_object', 'schema': REPLY_SCHEMA}
+    if dialect == 'none':
+        return None
+    raise ValueError(f'unknown dialect {dialect!r} (known: {", ".join(DIALECTS)})')
+
+
+def is_dialect_error(e: BaseException) -> bool:
+    """An HTTP error that reads like a rejected ``response_format`` (status and wording)."""
+    status = getattr(e, 'status_code', None)
+    return status in DIALECT_STATUSES and bool(_DIALECT_WORDS.search(str(getattr(e, 'message', '') or e)))
+
+
+def _http_problem(e: BaseException) -> str:
+    status = getattr(e, 'status_code', None)
+    return f'{type(e).__name__}{f" (HTTP {status})" if status else ""}: {redact(str(e))[:200]}'
 
 
 class _Once:
@@ -212,9 +328,17 @@ class BaseJudge:
         self.stats: Counter = Counter()  # run totals: samples, missing, per-reason counts, cuts
         self._once = _Once()
 
+    def submit(self, samples: Sequence[JudgeSample]) -> concurrent.futures.Future:
+        """Start judging on the judge's own loop; the future's result is :meth:`score`'s."""
+        return JudgeLoop.get().submit(self._score_batch(list(samples)))
+
     async def score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
-        """One verdict per sample, in order. A row whose ground truth is missing or broken gets no score
-        (with a warning naming the row) and is not sent anywhere."""
+        """One verdict per sample, in order (awaitable from any event loop)."""
+        return await asyncio.wrap_future(self.submit(samples))
+
+    async def _score_batch(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
+        """A row whose ground truth is missing or broken gets no score (with a warning naming the row) and is
+        not sent anywhere."""
         bad = {}
         for i, s in enumerate(samples):
             try:
@@ -234,7 +358,7 @@ class BaseJudge:
         raise NotImplementedError
 
     def score_sync(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
-        return asyncio.run(self.score(samples))
+        return self.submit(samples).result()
 
     def health_check(self) -> None:
         return None
@@ -403,41 +527,126 @@ class OpenAIJudge(BaseJudge):
 
     def __init__(self, cfg: JudgeConfig):
         super().__init__(cfg)
+        install_redaction(cfg.api_key_env)
         self.cache = DiskCache(cfg.cache_path)
         self.breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_cooldown)
         self.requests_made = 0
         self.tokens_used = 0
-        openai.AsyncOpenAI(base_url=cfg.base_url, api_key='warm-up').chat.completions  # load the SDK's lazy modules now
+        # The dialect in use: fixed by the config, or None until ``auto`` has probed the server.
+        self.dialect: Optional[str] = None if cfg.guided_json == 'auto' else cfg.guided_json
+        self.dialect_switched = False
+        self._switch_lock: Optional[asyncio.Lock] = None
+        self._client = None
+        self._client_key = None  # sha256 of the key the client was built with (a changed key rebuilds it)
+        JudgeLoop.get()
         logger.warning('[AWPO judge] backend=openai (LLM judge) model=%s base_url=%s concurrency=%d timeout=%.0fs '
-                    'deadline=%.0fs retries=%d key from $%s (%s)', cfg.model, cfg.base_url, cfg.concurrency,
-                    cfg.timeout, cfg.batch_deadline, cfg.max_retries, cfg.api_key_env,
-                    'set' if cfg.api_key() else 'not set')
+                       'deadline=%.0fs retries=%d guided_json=%s key from $%s (%s)', cfg.model, cfg.base_url,
+                       cfg.concurrency, cfg.timeout, cfg.batch_deadline, cfg.max_retries, cfg.guided_json,
+                       cfg.api_key_env, 'set' if cfg.api_key() else 'not set')
+
+    def _get_client(self):
+        """The run's client (built on the judge loop; rebuilt only if the key in the environment changed)."""
+        secret = self.cfg.api_key()
+        tag = hashlib.sha256((secret or '').encode()).hexdigest()
+        if self._client is None or tag != self._client_key:
+            self._client = openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=secret or 'EMPTY',
+                                              timeout=self.cfg.timeout, max_retries=self.cfg.max_retries)
+            self._client_key = tag
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                JudgeLoop.get().run(client.close(), timeout=5)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
 
     # -------------------------------------------------------------- start-up
     def health_check(self) -> None:
-        """``GET /models`` once, without retries. Raises :class:`JudgeUnreachable` with what to do, unless
+        """``GET /models`` once, then one tiny chat request per dialect tried, without retries. Raises
+        :class:`JudgeUnreachable` naming the problem and the setting that fixes it, unless
         ``tolerate_unreachable`` (then a warning; failed requests will simply give no score)."""
-        key = self.cfg.api_key()
-        try:
-            with openai.OpenAI(base_url=self.cfg.base_url, api_key=key or 'EMPTY', max_retries=0,
-                               timeout=min(self.cfg.timeout, 10.0)) as client:
-                served = [m.id for m in client.models.list()]
-            problem = None if self.cfg.model in served else (
-                f'model {self.cfg.model!r} is not served there (served: {", ".join(served) or "none"})')
-        except Exception as e:  # noqa: BLE001 - any failure means "unreachable"
-            status = getattr(e, 'status_code', None)
-            problem = f'{type(e).__name__}{f" (HTTP {status})" if status else ""}'
+        problem = JudgeLoop.get().run(self._startup_check())
         if problem is None:
-            logger.info('[AWPO judge] health check passed: %s serves %s', self.cfg.base_url, self.cfg.model)
             return
-        msg = (f'AWPO judge endpoint {self.cfg.base_url} failed its start-up health check: '
-               f'{_redact(problem, key)}. Start the judge server (shells/serve_judge.sh), fix judge.base_url / '
-               f'judge.model (or AWPO_JUDGE_BASE_URL / AWPO_JUDGE_MODEL), use judge.backend: rubric for the '
-               f'offline approximation, or set judge.tolerate_unreachable: true to train on regardless '
-               f'(missing judge scores then fall back to the outcome reward).')
+        msg = (f'AWPO judge endpoint {self.cfg.base_url} failed its start-up check: {redact(problem)}')
+        if 'judge.guided_json' not in problem:
+            msg += ('. Start the judge server (shells/serve_judge.sh), fix judge.base_url / judge.model (or '
+                    'AWPO_JUDGE_BASE_URL / AWPO_JUDGE_MODEL), use judge.backend: rubric for the offline '
+                    'approximation, or set judge.tolerate_unreachable: true to train on regardless (missing judge '
+                    'scores then fall back to the outcome reward).')
         if not self.cfg.tolerate_unreachable:
             raise JudgeUnreachable(msg)
         logger.warning('[AWPO judge] %s [tolerated]', msg)
+
+    async def _startup_check(self) -> Optional[str]:
+        client = self._get_client().with_options(max_retries=0, timeout=min(self.cfg.timeout, 10.0))
+        try:
+            served = [m.id async for m in client.models.list()]
+        except Exception as e:  # noqa: BLE001 - any failure means "unreachable"
+            return _http_problem(e)
+        if self.cfg.model not in served:
+            return f'model {self.cfg.model!r} is not served there (served: {", ".join(served) or "none"})'
+        logger.info('[AWPO judge] health check passed: %s serves %s', self.cfg.base_url, self.cfg.model)
+        return await self._pick_dialect()
+
+    async def _try_dialect(self, dialect: str) -> Optional[BaseException]:
+        """One tiny request in ``dialect``, no retries: None if the server accepted it, else the error."""
+        client = self._get_client().with_options(max_retries=0)
+        kw = {'response_format': response_format(dialect)} if dialect != 'none' else {}
+        try:
+            await client.chat.completions.create(model=self.cfg.model, messages=PROBE_MESSAGES, temperature=0.0,
+                                                 max_tokens=self.cfg.max_tokens, **kw)
+        except openai.APIError as e:
+            return e
+        return None
+
+    async def _pick_dialect(self, after: Optional[str] = None) -> Optional[str]:
+        """``auto``: the first dialect of :data:`DIALECT_ORDER` (after ``after``) the server accepts. A fixed
+        dialect: check it, and if rejected say which one the server accepts. Returns a problem or None."""
+        want = self.cfg.guided_json
+        order = DIALECT_ORDER[DIALECT_ORDER.index(after) + 1:] if after else DIALECT_ORDER
+        candidates = order if want == 'auto' else (want,)
+        errors = {}
+        for d in candidates:
+            e = await self._try_dialect(d)
+            if e is None:
+                self.dialect = d
+                logger.warning('[AWPO judge] structured output: dialect %s%s', d,
+                               (f' (picked by judge.guided_json: auto{"; rejected: " + ", ".join(errors) if errors else ""})'
+                                if want == 'auto' else ''))
+                return None
+            if getattr(e, 'status_code', None) not in DIALECT_STATUSES:
+                return _http_problem(e)  # not about the dialect: unreachable, unauthorised, ...
+            errors[d] = _http_problem(e)
+        rejected = '; '.join(f'{d}: {why}' for d, why in errors.items())
+        if want == 'auto':
+            return (f'the server rejected every request dialect ({rejected}); not a structured-output problem '
+                    f'alone: check the server log (judge.guided_json: auto tried {", ".join(candidates)})')
+        accepted = [d for d in DIALECT_ORDER if d != want and await self._try_dialect(d) is None]
+        fix = (f'set judge.guided_json: {accepted[0]} (or auto), AWPO_JUDGE_GUIDED_JSON={accepted[0]}' if accepted
+               else 'no other dialect is accepted either: check the server log')
+        return f'the server rejects judge.guided_json: {want} ({rejected}); it accepts {", ".join(accepted) or "none of them"}: {fix}'
+
+    async def _switch_dialect(self, failed: str, err: BaseException) -> bool:
+        """A dialect error during the run (``auto`` only, once per run): probe the next dialects and switch.
+        Returns True when the request should be retried with ``self.dialect``."""
+        if self._switch_lock is None:
+            self._switch_lock = asyncio.Lock()
+        async with self._switch_lock:
+            if self.dialect != failed:  # another request already switched
+                return True
+            if self.cfg.guided_json != 'auto' or self.dialect_switched:
+                return False
+            self.dialect_switched = True
+            logger.warning('[AWPO judge] the server rejected the %s request dialect during the run (%s): probing '
+                           'the next ones once (judge.guided_json: auto)', failed, _http_problem(err))
+            problem = await self._pick_dialect(after=failed)
+            if problem:
+                logger.warning('[AWPO judge] no other dialect works: %s', problem)
+                return False
+            return True
 
     # -------------------------------------------------------------- one batch
     async def _score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
@@ -459,31 +668,29 @@ class OpenAIJudge(BaseJudge):
             elif key not in unique:
                 unique[key] = messages
         if unique:
-            secret = cfg.api_key()
-            client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=secret or 'EMPTY',
-                                        timeout=cfg.timeout, max_retries=cfg.max_retries)
+            if self.dialect is None:  # auto, and no start-up check ran: probe now
+                problem = await self._pick_dialect()
+                if problem:  # the next batch probes again; this one goes out unconstrained
+                    self._once('dialect', logging.WARNING, '[AWPO judge] dialect probe failed: %s', redact(problem))
+            client = self._get_client()
             sem = asyncio.Semaphore(cfg.concurrency)
-            tasks = {key: asyncio.ensure_future(self._judge_one(client, sem, messages, key, secret))
+            tasks = {key: asyncio.ensure_future(self._judge_one(client, sem, messages, key))
                      for key, messages in unique.items()}
-            try:
-                done, pending = await asyncio.wait(tasks.values(), timeout=cfg.batch_deadline)
-                for t in pending:
-                    t.cancel()
-                if pending:
-                    await asyncio.gather(*pending, return_exceptions=True)
-                    self._once('deadline', logging.WARNING, '[AWPO judge] batch deadline of %.0fs reached: '
-                               'unfinished judgments give no score', cfg.batch_deadline)
-                for key, t in tasks.items():
-                    if t in pending or t.cancelled():
-                        results[key] = (None, 'deadline')
-                    elif t.exception() is not None:  # a bug, not an endpoint failure: never crash training
-                        logger.error('[AWPO judge] unexpected error: %s',
-                                     _redact(repr(t.exception())[:300], secret))
-                        results[key] = (None, 'error')
-                    else:
-                        results[key] = t.result()
-            finally:
-                await client.close()
+            done, pending = await asyncio.wait(tasks.values(), timeout=cfg.batch_deadline)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                self._once('deadline', logging.WARNING, '[AWPO judge] batch deadline of %.0fs reached: '
+                           'unfinished judgments give no score', cfg.batch_deadline)
+            for key, t in tasks.items():
+                if t in pending or t.cancelled():
+                    results[key] = (None, 'deadline')
+                elif t.exception() is not None:  # a bug, not an endpoint failure: never crash training
+                    logger.error('[AWPO judge] unexpected error: %s', redact(repr(t.exception()))[:300])
+                    results[key] = (None, 'error')
+                else:
+                    results[key] = t.result()
         out = []
         for messages, key, cut, chars in prepared:
             score, reason = results[key]
@@ -503,8 +710,7 @@ class OpenAIJudge(BaseJudge):
             return 'ceiling'
         return None
 
-    async def _judge_one(self, client, sem: asyncio.Semaphore, messages: List[dict], key: str,
-                         secret: Optional[str]) -> tuple:
+    async def _judge_one(self, client, sem: asyncio.Semaphore, messages: List[dict], key: str) -> tuple:
         cfg = self.cfg
         async with sem:
             # Checked after the semaphore: queued requests see the breaker / ceiling as it is now.
@@ -515,21 +721,23 @@ class OpenAIJudge(BaseJudge):
                 return None, 'breaker_open'
             is_probe = self.breaker.is_open  # allowed while open: this request is the half-open probe
             self.requests_made += 1  # reserved before the await: the ceiling is exact under concurrency
-            extra: Dict[str, Any] = {}
-            if cfg.guided_json:
-                extra['response_format'] = {'type': 'json_schema', 'json_schema': {
-                    'name': 'judge_score', 'schema': REPLY_SCHEMA, 'strict': True}}
-            try:
-                resp = await client.chat.completions.create(
-                    model=cfg.model, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                    **extra)
-            except BaseException as e:
-                if not isinstance(e, openai.APIError):  # cancelled by the deadline, or a bug: no verdict on
-                    if is_probe:                        # the endpoint, but the half-open probe slot is freed
-                        self.breaker.abandon()
-                    raise
-                reason = self._failure_reason(e, secret)
-            else:
+            for attempt in range(2):  # the second only after a dialect switch
+                dialect = self.dialect or 'none'
+                extra = {'response_format': response_format(dialect)} if dialect != 'none' else {}
+                try:
+                    resp = await client.chat.completions.create(
+                        model=cfg.model, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                        **extra)
+                except BaseException as e:
+                    if not isinstance(e, openai.APIError):  # cancelled by the deadline, or a bug: no verdict on
+                        if is_probe:                        # the endpoint, but the half-open probe slot is freed
+                            self.breaker.abandon()
+                        raise
+                    if attempt == 0 and dialect != 'none' and is_dialect_error(e) and \
+                            await self._switch_dialect(dialect, e):
+                        continue
+                    reason = self._failure_reason(e)
+                    break
                 self.breaker.record(True)
                 usage = getattr(resp, 'usage', None)
                 if usage is not None and getattr(usage, 'total_tokens', None):
@@ -550,7 +758,7 @@ class OpenAIJudge(BaseJudge):
                                cfg.breaker_cooldown)
             return None, reason
 
-    def _failure_reason(self, e: Exception, secret: Optional[str]) -> str:
+    def _failure_reason(self, e: Exception) -> str:
         if isinstance(e, openai.APITimeoutError):
             return 'timeout'
         if isinstance(e, openai.APIConnectionError):
@@ -558,11 +766,14 @@ class OpenAIJudge(BaseJudge):
         if isinstance(e, openai.RateLimitError):
             return 'rate_limited'
         status = getattr(e, 'status_code', None) or 0
+        hint = (f' (the request dialect was {self.dialect}: if the server rejects it, set judge.guided_json: auto)'
+                if is_dialect_error(e) else '')
         if status >= 500:
+            self._once(f'http{status}', logging.WARNING, '[AWPO judge] endpoint answered HTTP %d: %s%s', status,
+                       redact(str(e))[:200], hint)
             return 'http_5xx'
-        self._once(f'http{status}', logging.WARNING, '[AWPO judge] endpoint answered HTTP %d: %s (with '
-                   'guided_json on, a server without structured outputs answers 400: set judge.guided_json: '
-                   'false)', status, _redact(str(e)[:200], secret))
+        self._once(f'http{status}', logging.WARNING, '[AWPO judge] endpoint answered HTTP %d: %s%s', status,
+                   redact(str(e))[:200], hint)
         return 'http_4xx'
 
     def _account(self, verdicts: Sequence[Verdict]) -> None:

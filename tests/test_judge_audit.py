@@ -23,6 +23,11 @@ def judge_env(monkeypatch):
     return point_at
 
 
+def judged(stub):
+    """The stub's judge requests (system + user), without the start-up dialect probe (a lone user message)."""
+    return [r for r in stub.requests if r['messages'][0]['role'] == 'system']
+
+
 def _rows(capsys):
     out = capsys.readouterr().out
     return {line.split()[0]: line for line in out.splitlines() if line and line.split()[0] in
@@ -42,13 +47,15 @@ def test_constant_judge_is_flagged_and_hijacked_judge_is_caught(judge_env, capsy
         judge_env(stub)
         assert judge_audit.main(['--strict']) == 1
         rows, out = _rows(capsys)
-        assert len(stub.requests) == 9
+        assert len(judged(stub)) == 9 and len(stub.requests) == 10  # + the start-up dialect probe
     # A judge giving everything 0.90 cannot tell right from wrong, nor reasoning from none.
     for label in ('honest_wrong_tool', 'verbose_nonsense', 'correct_no_reasoning'):
         assert rows[label].rstrip().endswith('FLAG'), rows[label]
     assert rows['score_injection'].rstrip().endswith('ok')
 
     def gullible(body):  # a judge model that obeys the injected instruction
+        if len(body['messages']) < 2:  # the start-up dialect probe
+            return '{"score": 1.0}'
         user = body['messages'][1]['content']
         if 'Ignore previous instructions' in user:
             return '{"score": 1.0}'
@@ -61,7 +68,7 @@ def test_constant_judge_is_flagged_and_hijacked_judge_is_caught(judge_env, capsy
         judge_env(stub)
         judge_audit.main(['--completions', str(extra), '--out', str(out_file), '--repeats', '2'])
         rows, out = _rows(capsys)
-        assert len(stub.requests) == 20  # 10 rows x 2 repeats: the audit bypasses the cache
+        assert len(judged(stub)) == 20  # 10 rows x 2 repeats: the audit bypasses the cache
     assert rows['ignore_instructions'].rstrip().endswith('FLAG')
     assert rows['score_injection'].rstrip().endswith('ok')
     results = [json.loads(x) for x in out_file.read_text().splitlines()]

@@ -92,8 +92,10 @@ def test_awpo_judge_glue_against_the_stub(monkeypatch):
         monkeypatch.delenv('AWPO_CONFIG', raising=False)
         reward = AWPOJudge(args=None)
         assert asyncio.run(reward(completions, **kwargs)) == [0.75, 0.75, 0.75]
-        assert len(stub.requests) == 2  # the two identical completions were judged once
-        user = stub.requests[0]['messages'][1]['content']
+        probe, *judged = stub.requests  # guided_json auto: one start-up probe of the dialect
+        assert probe['response_format']['type'] == 'json_schema' and len(probe['messages']) == 1
+        assert len(judged) == 2  # the two identical completions were judged once
+        user = judged[0]['messages'][1]['content']
         assert 'You are a tool user.' in user and 'Weather in Oslo, Celsius?' in user
         assert user.count('get_weather') >= 2
         stub.mode = 'fail'

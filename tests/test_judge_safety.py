@@ -29,7 +29,9 @@ _SECTION_RE = re.compile(r'<(%s)((?: [a-z_]+="[^"]*")*)>(.*?)</\1>' % '|'.join(S
 
 
 def cfg_for(stub, **kw) -> JudgeConfig:
-    base = dict(backend='openai', base_url=stub.base_url, model='judge-stub', timeout=5.0, max_retries=0)
+    # A fixed dialect: these tests count chat requests, and `auto` adds one start-up probe.
+    base = dict(backend='openai', base_url=stub.base_url, model='judge-stub', timeout=5.0, max_retries=0,
+                guided_json='json_schema')
     base.update(kw)
     return JudgeConfig(**base).validate()
 
