@@ -27,6 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from eval.jsonl import read_jsonl
+
 REWARD_KEYS = {'outcome': 'rewards/AWPOOutcome/mean', 'judge': 'rewards/AWPOJudge/mean', 'total': 'reward'}
 AWPO_KEYS = ['awpo/gate_open_frac', 'awpo/w_mix_mean', 'awpo/prio_frac', 'awpo/clip_eps', 'awpo/d_mean',
              'awpo/judge_missing_frac']
@@ -46,20 +48,29 @@ def find_run_dir(path: str | Path) -> Path:
     return cands[-1]
 
 
+def _records(path: Path) -> List[Tuple[int, Dict[str, Any]]]:
+    """(line, object) of a JSONL file ms-swift may still be writing: a torn last line is left out (with a
+    note), a bad line before the end is an error naming file and line (``eval.jsonl``)."""
+    recs, torn = read_jsonl(path)
+    if torn:
+        print(f'[plots] {path}: last line incomplete (run in progress?), left out', file=sys.stderr)
+    for i, obj in recs:
+        if not isinstance(obj, dict):
+            raise ValueError(f'{path}:{i}: expected a JSON object, got {type(obj).__name__}')
+    return recs
+
+
 def read_log(path: Path) -> List[Dict[str, Any]]:
     """Training log lines with an integer ``step`` (from ``global_step/max_steps``); eval/summary lines out."""
     rows = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'{path}:{i}: not JSON ({e})') from e
+    for i, obj in _records(path):
         gs = obj.get('global_step/max_steps')
         if gs is None or any(k.startswith('eval_') for k in obj) or 'train_runtime' in obj:
             continue
-        obj['step'] = int(str(gs).split('/')[0])
+        try:
+            obj['step'] = int(str(gs).split('/')[0])
+        except ValueError:
+            raise ValueError(f'{path}:{i}: global_step/max_steps is {gs!r}, not "STEP/MAX"') from None
         rows.append(obj)
     return rows
 
@@ -108,14 +119,11 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
 def read_completions(path: Path) -> List[Dict[str, Any]]:
     """Flatten completions.jsonl (objects of columns) into one record per completion."""
     out = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        table = json.loads(line)
+    for i, table in _records(path):
         n = len(table.get('prompt', []))
         for col, vals in table.items():
-            if len(vals) != n:
-                raise ValueError(f'{path}:{i}: column {col!r} has {len(vals)} values, prompt has {n}')
+            if not isinstance(vals, list) or len(vals) != n:
+                raise ValueError(f'{path}:{i}: column {col!r} is not a list of {n} values (as many as prompt)')
         out += [{k: table[k][j] for k in table} for j in range(n)]
     return out
 
@@ -232,6 +240,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--judge-key', default='AWPOJudge', help='judge reward column in completions.jsonl')
     p.add_argument('--outcome-key', default='AWPOOutcome', help='outcome reward column in completions.jsonl')
     args = p.parse_args(argv)
+    try:
+        return _plot(args)
+    except (OSError, ValueError, KeyError) as exc:  # a missing/corrupt input: one line naming the file
+        print(f'[plots] error: {exc}', file=sys.stderr)
+        return 2
+
+
+def _plot(args) -> int:
     run = find_run_dir(args.train_log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

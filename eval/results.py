@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+from eval.jsonl import read_jsonl, truncate_torn_tail
+
 ON_EXISTS = ('refuse', 'suffix')
 
 
@@ -54,16 +56,14 @@ def plan_run(results_dir: str | Path, name: str, benchmark: str, on_exists: str 
 
 
 def read_cases(path: Path) -> List[Dict[str, Any]]:
-    """Per-case records already written (for resuming); a torn last line is dropped."""
+    """Per-case records already written (for resuming). A torn last line (a kill mid-write) is cut from the
+    file, so the next appended record starts on its own line; a bad line before the end is an error naming
+    file and line (``eval.jsonl``), never a silent stop that would re-run and duplicate the cases after it."""
     if not path.exists():
         return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return out
+    truncate_torn_tail(path)
+    records, _ = read_jsonl(path, torn_tail=False)
+    return [rec for _, rec in records]
 
 
 def append_case(path: Path, record: Dict[str, Any]) -> None:
@@ -108,5 +108,18 @@ def load_runs(results_dir: str | Path, benchmarks: Iterable[str]) -> Dict[str, D
         for bench in benchmarks:
             p = latest_summary(run_dir, bench)
             if p is not None:
-                runs.setdefault(run_dir.name, {})[bench] = json.loads(p.read_text())
+                runs.setdefault(run_dir.name, {})[bench] = read_summary(p)
     return runs
+
+
+def read_summary(path: Path) -> Dict[str, Any]:
+    """One summary JSON; ValueError naming the file when it is not JSON or lacks its ``scores`` object."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f'{path}: corrupt result summary, not JSON ({str(exc)[:160]}); '
+                         'rerun that evaluation or move the file away') from None
+    if not isinstance(doc, dict) or not isinstance(doc.get('scores'), dict) or \
+            not isinstance(doc.get('settings', {}), dict):
+        raise ValueError(f'{path}: not a result summary (needs a "scores" object and a "settings" object)')
+    return doc

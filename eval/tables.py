@@ -127,8 +127,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--out', default=None, help='markdown file to write (default: print)')
     p.add_argument('--map', action='append', default=[], metavar='RUN=GROUP/METHOD')
     args = p.parse_args(argv)
-    runs = load_runs(args.runs, BENCHMARKS)
-    text = render(runs, args.map)
+    if not Path(args.runs).is_dir():
+        print(f'[tables] error: --runs {args.runs}: no such folder (expected results/<run>/<benchmark>.json)',
+              file=sys.stderr)
+        return 2
+    try:
+        runs = load_runs(args.runs, BENCHMARKS)
+        text = render(runs, args.map)
+    except ValueError as exc:  # a corrupt summary (names the file), a bad --map (names the argument)
+        print(f'[tables] error: {exc}', file=sys.stderr)
+        return 2
+    if not runs:
+        print(f'[tables] note: no result summaries under {args.runs}; every cell of ours reads "{NOT_RUN}"',
+              file=sys.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)

@@ -43,3 +43,35 @@ def test_cli_writes_pngs(tmp_path):
         assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 10_000
     with pytest.raises(KeyError, match='lacks'):
         P.consistency_by_step([{'step': '1', 'prompt': 'p', 'AWPOOutcome': 1.0}])
+
+
+def _copy_run(tmp_path):
+    import shutil
+    run = tmp_path / 'run'
+    shutil.copytree(RUN / 'v0-20261122-001035', run)
+    return run
+
+
+def test_a_run_in_progress_plots_without_its_torn_last_line(tmp_path, capsys):
+    """Issue 11.D: ms-swift may be writing the last line of logging.jsonl / completions.jsonl."""
+    run = _copy_run(tmp_path)
+    for name in ('logging.jsonl', 'completions.jsonl'):
+        with open(run / name, 'a') as f:
+            f.write('{"global_step/max_steps": "5/10", "loss": 0.')
+    assert [r['step'] for r in P.read_log(run / 'logging.jsonl')] == [1, 2, 3, 4]
+    assert len(P.read_completions(run / 'completions.jsonl')) == len(
+        P.read_completions(RUN / 'v0-20261122-001035' / 'completions.jsonl'))
+    assert P.main(['--train-log', str(run), '--out', str(tmp_path / 'png')]) == 0
+    assert 'last line incomplete' in capsys.readouterr().err
+    assert (tmp_path / 'png' / 'rewards.png').stat().st_size > 0
+
+
+def test_a_torn_middle_line_fails_naming_file_and_line(tmp_path, capsys):
+    run = _copy_run(tmp_path)
+    lines = (run / 'logging.jsonl').read_text().splitlines()
+    lines[1] = lines[1][:20]
+    (run / 'logging.jsonl').write_text('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=rf'{run / "logging.jsonl"}:2: not JSON'):
+        P.read_log(run / 'logging.jsonl')
+    assert P.main(['--train-log', str(run), '--out', str(tmp_path / 'png')]) == 2
+    assert f'{run / "logging.jsonl"}:2: not JSON' in capsys.readouterr().err

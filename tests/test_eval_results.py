@@ -38,3 +38,18 @@ def test_bad_names_are_refused(tmp_path):
         R.plan_run(tmp_path, '../escape', 'bfcl')
     with pytest.raises(ValueError):
         R.plan_run(tmp_path, 'ok', 'bfcl', on_exists='overwrite')
+
+
+def test_resume_cuts_a_torn_tail_so_appends_stay_parseable_and_refuses_a_bad_middle_line(tmp_path):
+    """A torn last line is cut before appending (else the next record glues onto it and corrupts the file);
+    a bad line with records after it is an error naming the line, not a silent stop that drops those records."""
+    p = R.plan_run(tmp_path, 'r', 'apibank')
+    R.append_case(p.cases, {'case_id': 'a'})
+    with open(p.cases, 'a') as f:
+        f.write('{"case_id": "b", "corr')
+    assert [c['case_id'] for c in R.read_cases(p.cases)] == ['a']
+    R.append_case(p.cases, {'case_id': 'b'})
+    assert [c['case_id'] for c in R.read_cases(p.cases)] == ['a', 'b']
+    p.cases.write_text('{"case_id": "a"}\nnot json\n{"case_id": "c"}\n')
+    with pytest.raises(ValueError, match=rf'{p.cases}:2: not JSON'):
+        R.read_cases(p.cases)

@@ -68,3 +68,24 @@ def test_cli_writes_markdown_and_rejects_unknown_rows(tmp_path):
         T.render(R.load_runs(tmp_path / 'res', T.BENCHMARKS), ['r1=Qwen3-8B/NoSuchMethod'])
     with pytest.raises(ValueError, match='no results for run'):
         T.render(R.load_runs(tmp_path / 'res', T.BENCHMARKS), ['nobody=Qwen3-8B/DAPO'])
+
+
+def test_cli_errors_name_the_path_instead_of_empty_tables_or_tracebacks(tmp_path, capsys):
+    """Issue 11.D: a mistyped --runs, a corrupt summary and a bad --map are one-line errors (exit 2)."""
+    typo = tmp_path / 'resluts'
+    assert T.main(['--runs', str(typo)]) == 2
+    assert f'--runs {typo}: no such folder' in capsys.readouterr().err
+    res = tmp_path / 'res'
+    _run(res, 'r1', 'apibank', {'Overall': 1.0, 'L1': 1.0, 'L2': 1.0, 'L3': 1.0})
+    assert T.main(['--runs', str(res), '--map', 'r1']) == 2
+    assert "--map 'r1': expected RUN=GROUP/METHOD" in capsys.readouterr().err
+    assert T.main(['--runs', str(res), '--map', 'r1=Qwen3-8B/NoSuchMethod']) == 2
+    assert 'paper rows not found' in capsys.readouterr().err
+    bad = res / 'r2' / 'bfcl.json'
+    bad.parent.mkdir()
+    bad.write_text('{"scores": {"Overall": 7')          # cut while being copied
+    assert T.main(['--runs', str(res)]) == 2
+    assert f'{bad}: corrupt result summary' in capsys.readouterr().err
+    bad.write_text('[1, 2]')
+    assert T.main(['--runs', str(res)]) == 2
+    assert f'{bad}: not a result summary' in capsys.readouterr().err
