@@ -1,0 +1,118 @@
+"""Held-out tool-calling score of a model on project rows (issue 10: warm start before / after SFT).
+
+    python -m eval.heldout --model DIR --rows heldout.jsonl [--limit N] [--max-new-tokens 160] [--out FILE.json]
+
+Greedy generation with ms-swift's own inference engine (``TransformersEngine``) and the training template
+(``chatml`` + hermes agent template, as ``shells/train.sh smollm2`` trains), then the project's reward
+functions (``plugin/rewards.py``) on every completion:
+* ``format``  mean S_format (Eq. 15; note a plain text answer is well-formed too);
+* ``exec``    mean S_exec (Eqs. 16-19) against the row's ``ground_truth``;
+* ``calls``   share of completions holding at least one well-formed ``<tool_call>`` (every block parses
+              to a call object);
+* ``r_out``   mean R_out = S_format + S_exec (Eq. 14).
+``--out`` writes the per-case completions and the summary (atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from plugin.rewards import outcome_scores, parse_completion
+
+TEMPLATE, AGENT_TEMPLATE, MODEL_TYPE = 'chatml', 'hermes', 'llama'
+
+
+def has_tool_call(text: str) -> bool:
+    """At least one ``<tool_call>`` block, and every block parses to a call object."""
+    calls = parse_completion(text).calls
+    return bool(calls)
+
+
+def score(completions: Sequence[str], rows: Sequence[dict]) -> Dict[str, float]:
+    """Means over the cases of S_format, S_exec, R_out and the share of well-formed tool calls."""
+    if len(completions) != len(rows):
+        raise ValueError(f'{len(completions)} completions for {len(rows)} rows')
+    if not rows:
+        raise ValueError('no rows to score')
+    fmt, exe, calls = [], [], []
+    for text, row in zip(completions, rows):
+        try:
+            f, e = outcome_scores(text, row['ground_truth'])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f'row {row.get("dialogue_id", "?")}: bad ground_truth ({exc})') from None
+        fmt.append(f)
+        exe.append(e)
+        calls.append(1.0 if has_tool_call(text) else 0.0)
+    n = len(rows)
+    return {'n': n, 'format': sum(fmt) / n, 'exec': sum(exe) / n, 'calls': sum(calls) / n,
+            'r_out': (sum(fmt) + sum(exe)) / n}
+
+
+def read_rows(path: Path, limit: int | None = None) -> List[dict]:
+    rows = []
+    with open(path, encoding='utf-8') as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'{path}:{n}: not JSON ({exc})') from None
+            for key in ('messages', 'tools', 'ground_truth'):
+                if key not in row:
+                    raise ValueError(f'{path}:{n}: no {key!r} column (expected project rows, data_prep schema)')
+            rows.append(row)
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+def generate(model_dir: str, rows: Sequence[dict], max_new_tokens: int = 160, batch: int = 8) -> List[str]:
+    """Greedy completions with ms-swift's TransformersEngine and the training template."""
+    import torch
+    from swift.infer_engine import InferRequest, RequestConfig, TransformersEngine
+    from swift.model import get_model_processor
+    from swift.template import get_template
+    model, processor = get_model_processor(str(model_dir), model_type=MODEL_TYPE, torch_dtype=torch.float32)
+    template = get_template(processor, template_type=TEMPLATE, agent_template=AGENT_TEMPLATE)
+    engine = TransformersEngine(model, template=template, max_batch_size=batch)
+    requests = [InferRequest(messages=r['messages'], tools=r['tools']) for r in rows]
+    out = engine.infer(requests, RequestConfig(max_tokens=max_new_tokens, temperature=0.0), use_tqdm=True)
+    return [r.choices[0].message.content or '' for r in out]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog='python -m eval.heldout', description=__doc__.split('\n\n')[0])
+    p.add_argument('--model', required=True, help='HF model folder (base SmolLM2 or the warm start)')
+    p.add_argument('--rows', required=True, type=Path, help='project rows, e.g. heldout.jsonl of data_prep bfcl-split')
+    p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--max-new-tokens', type=int, default=160)
+    p.add_argument('--out', type=Path, default=None, help='write completions + summary here (JSON)')
+    args = p.parse_args(argv)
+    try:
+        rows = read_rows(args.rows, args.limit)
+    except (OSError, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    t0 = time.time()
+    texts = generate(args.model, rows, args.max_new_tokens)
+    summary = {**score(texts, rows), 'model': str(args.model), 'rows': str(args.rows),
+               'max_new_tokens': args.max_new_tokens, 'wall_s': round(time.time() - t0, 1)}
+    if args.out:
+        from data_prep.manifest import atomic_writer
+        cases = [{'id': r.get('dialogue_id'), 'completion': t, 'ground_truth': r['ground_truth']}
+                 for r, t in zip(rows, texts)]
+        with atomic_writer(str(args.out)) as f:
+            json.dump({'summary': summary, 'cases': cases}, f, indent=1, ensure_ascii=False)
+    print(f'heldout {summary["n"]} rows  format {summary["format"]:.3f}  exec {summary["exec"]:.3f}  '
+          f'tool_call {summary["calls"]:.3f}  r_out {summary["r_out"]:.3f}  ({summary["wall_s"]} s)  '
+          f'model {args.model}' + (f'  -> {args.out}' if args.out else ''))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
