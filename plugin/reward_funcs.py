@@ -7,7 +7,11 @@ ms-swift calls ``reward(completions, **kwargs)`` where ``completions[i]`` is ``m
 (the decoded response, a str) and every dataset column arrives as a batch-length list; here the
 ``ground_truth`` column (JSON string, a list of ``{"name", "arguments"}``). A sample whose ground truth is
 missing or broken scores ``None`` (NaN in ms-swift's reward matrix), never a silent 0, and the row is
-named once in a warning.
+named once in a warning. The completion itself never makes a reward raise or return ``None``: what
+cannot be read scores as unparseable (0), see ``plugin/rewards.py``.
+
+How tool names are compared (r_name, Eq. 16) comes from the AWPO config field ``reward_name_match``
+(``AWPO_REWARD_NAME_MATCH``): ``multiset`` (default, hedge-proof) or ``set`` (paper-literal).
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from typing import Any, List, Optional
 
 from swift.rewards import ORM
 
-from plugin.rewards import THINK_CLOSE, THINK_OPEN, format_score, outcome_scores
+from plugin.config import AWPOConfig
+from plugin.rewards import THINK_CLOSE, THINK_OPEN, exec_score, parse_completion, parse_ground_truth
 
 logger = logging.getLogger('awpo')
 
@@ -32,11 +37,12 @@ def completion_text(completion: Any, last_message: Optional[dict] = None) -> Opt
     elif isinstance(completion, str):
         text = completion
     elif isinstance(completion, list) and all(isinstance(p, dict) for p in completion):
-        text = ''.join(p.get('text') or '' for p in completion if p.get('type', 'text') == 'text')
+        text = ''.join(p['text'] for p in completion
+                       if p.get('type', 'text') == 'text' and isinstance(p.get('text'), str))
     else:
         return None
     rc = last_message.get('reasoning_content') if isinstance(last_message, dict) else None
-    if rc and THINK_CLOSE not in text:
+    if isinstance(rc, str) and rc and THINK_CLOSE not in text:
         text = f'{THINK_OPEN}\n{rc}\n{THINK_CLOSE}\n\n{text}'
     return text
 
@@ -49,6 +55,7 @@ class _OutcomeORM(ORM):
     def __init__(self, args=None, **kwargs):
         super().__init__(args, **kwargs)
         self._warned = set()
+        self.name_match = AWPOConfig.load().reward_name_match
 
     def _warn_once(self, key, msg: str) -> None:
         if key not in self._warned:
@@ -74,18 +81,26 @@ class _OutcomeORM(ORM):
                                 f'completion {i} is a {type(completion).__name__}, not text: scored None')
                 out.append(None)
                 continue
-            if not self.needs_ground_truth:
-                out.append(format_score(text))
-                continue
-            gt = ground_truth[i]
+            gold = None
+            if self.needs_ground_truth:
+                gt = ground_truth[i]
+                try:
+                    gold = parse_ground_truth(gt)
+                except ValueError as e:
+                    shown = gt[:120] if isinstance(gt, str) else type(gt).__name__
+                    self._warn_once(('gt', shown), f'row prompt_id={prompt_ids[i]!r} (batch index {i}) has a '
+                                    f'broken ground_truth {shown!r}: {e}; scored None')
+                    out.append(None)
+                    continue
             try:
-                s_format, s_exec = outcome_scores(text, gt)
-            except ValueError as e:
-                self._warn_once(repr(gt)[:200], f'row prompt_id={prompt_ids[i]!r} (batch index {i}) has a broken '
-                                f'ground_truth {repr(gt)[:120]}: {e}; scored None')
-                out.append(None)
-                continue
-            out.append(self._combine(s_format, s_exec))
+                parsed = parse_completion(text)
+                s_format = 1.0 if parsed.format_ok else 0.0
+                s_exec = exec_score(parsed.calls, gold, self.name_match) if gold is not None else 0.0
+            except Exception as e:  # noqa: BLE001  a parser bug must not end a days-long run: policy's text -> 0
+                self._warn_once(('bug', type(e).__name__), f'completion {i} could not be scored '
+                                f'({type(e).__name__}: {str(e)[:200]}); scored as unparseable (0). Please report.')
+                s_format = s_exec = 0.0
+            out.append(s_format if not self.needs_ground_truth else self._combine(s_format, s_exec))
         return out
 
 

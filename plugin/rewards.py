@@ -1,6 +1,6 @@
 """Rule-based outcome reward of AWPO (paper Sec. 3.2, Eqs. 14-19).
 
-Pure Python: no torch, no ms-swift. The ms-swift glue lives in ``plugin/reward_funcs.py``.
+No torch, no ms-swift (scipy for the optimal pairing). The ms-swift glue lives in ``plugin/reward_funcs.py``.
 
     R_out = S_format + S_exec                                    (Eq. 14), in [0, 2]
     S_format = 1 if the structure is valid else 0                (Eq. 15)
@@ -9,20 +9,35 @@ Pure Python: no torch, no ms-swift. The ms-swift glue lives in ``plugin/reward_f
 Completion format (hermes / Qwen3 native): an optional ``<think>...</think>`` (or free text), then
 either one or more ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` blocks or a
 plain text answer. Decisions taken where the paper is silent are listed in the README ("Outcome reward").
+
+The completion is hostile input (the policy is optimised against this code): nothing here raises on it.
+Any text that cannot be read as calls is *unparseable* (S_format = S_exec = 0), and the work done on one
+completion is bounded (:data:`MAX_TOOL_CALLS` blocks, JSON numbers of at most :data:`MAX_NUMBER_CHARS`
+characters, nesting as deep as Python's recursion limit lets ``json`` go).
 """
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass
-from itertools import permutations
 from typing import Any, Iterable, Optional
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from plugin.config import NAME_MATCH_MODES  # 'multiset' (default, hedge-proof) | 'set' (paper-literal)
 
 THINK_OPEN, THINK_CLOSE = '<think>', '</think>'
 CALL_OPEN, CALL_CLOSE = '<tool_call>', '</tool_call>'
 _TAG_RE = re.compile(r'</?tool_call>')
-# Same-name groups up to this size are paired exactly (all one-to-one pairings); larger ones greedily.
-_EXACT_PAIRING_MAX = 6
+# A completion with more tool_call blocks than this is unparseable: no training target has that many
+# calls (the recipes' 1024-token budget holds ~60 short ones), and it bounds the work per completion.
+MAX_TOOL_CALLS = 64
+# Longest JSON number literal read (Python's own int <-> str limit is 4300 digits; floats get the same cap).
+MAX_NUMBER_CHARS = 4300
+_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
 
 
 @dataclass
@@ -36,32 +51,81 @@ class ParsedCompletion:
 
 # ---------------------------------------------------------------- tool-call normalisation
 
+def _reject_constant(name: str):
+    raise ValueError(f'{name} is not JSON')
+
+
+def _finite_float(s: str) -> float:
+    if len(s) > MAX_NUMBER_CHARS:
+        raise ValueError(f'a number of {len(s)} characters')
+    x = float(s)
+    if not math.isfinite(x):
+        raise ValueError(f'{s[:40]} overflows a double')
+    return x
+
+
+def _bounded_int(s: str) -> int:
+    if len(s) > MAX_NUMBER_CHARS:  # also when the process lifted Python's own int-string limit
+        raise ValueError(f'an integer of {len(s)} digits')
+    return int(s)
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` for text a model (or a data file) wrote; *every* failure is a ``ValueError``.
+
+    Strict JSON (RFC 8259): ``NaN`` / ``Infinity`` literals, numbers that overflow a double, number
+    literals longer than :data:`MAX_NUMBER_CHARS` and lone UTF-16 surrogates (raw or ``\\udXXX``
+    escapes, which could not be sent on as UTF-8) are refused; nesting deeper than the interpreter's
+    recursion limit (``RecursionError``) is "nested too deeply", not a crash.
+    """
+    try:
+        text.encode('utf-8')  # a raw lone surrogate: UnicodeEncodeError
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        if _SURROGATE_ESCAPE.search(text):  # rare: check the decoded strings are real characters
+            json.dumps(obj, ensure_ascii=False).encode('utf-8')
+    except json.JSONDecodeError as e:
+        raise ValueError(f'not valid JSON ({e.msg} at char {e.pos})') from None
+    except UnicodeEncodeError:
+        raise ValueError('not valid JSON (a lone UTF-16 surrogate)') from None
+    except RecursionError:
+        raise ValueError('not valid JSON (nested too deeply)') from None
+    except (ValueError, OverflowError, MemoryError) as e:
+        raise ValueError(f'not valid JSON ({str(e)[:100]})') from None
+    return obj
+
+
+def _describe(x: Any) -> str:
+    """A short, safe description of a value for an error message (no repr of a deep or huge object)."""
+    if isinstance(x, str):
+        return repr(x[:80])
+    if x is None or isinstance(x, (bool, int, float)):
+        return repr(x) if not isinstance(x, int) or abs(x) < 10 ** 20 else 'a huge integer'
+    return f'a {type(x).__name__}'
+
+
 def normalize_call(obj: Any) -> dict:
     """One call object -> ``{"name": str, "arguments": dict}``.
 
     Accepts ``"parameters"`` as a synonym of ``"arguments"`` and arguments given as a JSON string;
-    missing / null arguments mean ``{}``. Raises ``ValueError`` naming what is wrong.
+    missing / null arguments mean ``{}``. Raises ``ValueError`` (and only that) naming what is wrong.
     """
     if isinstance(obj, str):
-        try:
-            obj = json.loads(obj)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'tool call is not valid JSON ({e.msg} at char {e.pos})') from None
+        obj = loads_json(obj)
     if not isinstance(obj, dict):
         raise ValueError(f'tool call must be a JSON object, got {type(obj).__name__}')
     name = obj.get('name')
     if not isinstance(name, str) or not name:
-        raise ValueError(f'tool call needs a non-empty string "name", got {name!r}')
+        raise ValueError(f'tool call needs a non-empty string "name", got {_describe(name)}')
     args = obj['arguments'] if 'arguments' in obj else obj.get('parameters')
     if args is None:
         args = {}
     if isinstance(args, str):
         try:
-            args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError as e:
-            raise ValueError(f'arguments of {name!r} are a string that is not valid JSON ({e.msg})') from None
+            args = loads_json(args) if args.strip() else {}
+        except ValueError as e:
+            raise ValueError(f'arguments of {name[:80]!r} are a string that is {e}') from None
     if not isinstance(args, dict):
-        raise ValueError(f'arguments of {name!r} must be a JSON object, got {type(args).__name__}')
+        raise ValueError(f'arguments of {name[:80]!r} must be a JSON object, got {type(args).__name__}')
     return {'name': name, 'arguments': args}
 
 
@@ -82,9 +146,9 @@ def parse_ground_truth(gt: Any) -> list:
     """The ``ground_truth`` column (JSON string or list of calls) -> list of normalised calls."""
     if isinstance(gt, str):
         try:
-            gt = json.loads(gt)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'ground_truth is not valid JSON ({e.msg} at char {e.pos}): {gt[:80]!r}') from None
+            gt = loads_json(gt)
+        except ValueError as e:
+            raise ValueError(f'ground_truth is {e}: {gt[:80]!r}') from None
     if not isinstance(gt, (list, tuple)):
         raise ValueError(f'ground_truth must be a list of calls, got {type(gt).__name__}')
     out = []
@@ -102,7 +166,8 @@ def parse_completion(text: str) -> ParsedCompletion:
     """Split a completion into reasoning, tool calls / text answer, and the Eq. 15 verdict.
 
     ``calls`` is None (unparseable: S_exec = 0) when the think block is unclosed, a tool_call block is
-    unclosed / stray or does not hold a valid call object, or the text answer is empty. Layout errors
+    unclosed / stray or does not hold a valid call object (see :func:`loads_json`), there are more than
+    :data:`MAX_TOOL_CALLS` blocks, or the text answer is empty. Never raises on a str. Layout errors
     that leave every call readable (text between or after blocks, text before ``<think>``, repeated think
     tags) only fail the format.
     """
@@ -138,6 +203,8 @@ def parse_completion(text: str) -> ParsedCompletion:
 
     if not has_think:
         reasoning = rest[:first].strip()
+    if rest.count(CALL_OPEN, first) > MAX_TOOL_CALLS:
+        return ParsedCompletion(reasoning, None, '', False, f'more than {MAX_TOOL_CALLS} tool_call blocks')
     calls, pos, prev_end = [], -1, first  # pos: start of the open block's body, -1 when none is open
     for m in _TAG_RE.finditer(rest, first):
         if m.group() == CALL_OPEN:
@@ -174,26 +241,56 @@ def format_score(text: str) -> float:
 
 def json_equal(a: Any, b: Any) -> bool:
     """Type-strict JSON equality (Eq. 18's indicator): ``1 == 1.0`` (one JSON number type) but
-    ``1 != "1"``, ``1 != True``, ``0 != None``; lists ordered, objects by key set, recursively."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is bool and type(b) is bool and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, str) or isinstance(b, str):
-        return isinstance(a, str) and isinstance(b, str) and a == b
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
-    return False
+    ``1 != "1"``, ``1 != True``, ``0 != None``; lists ordered, objects by key set, recursively.
+    Iterative (an explicit stack), so any nesting depth is compared without ``RecursionError``."""
+    stack = [(a, b)]
+    while stack:
+        a, b = stack.pop()
+        if isinstance(a, bool) or isinstance(b, bool):
+            if not (type(a) is bool and type(b) is bool and a == b):
+                return False
+        elif isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            if a != b:
+                return False
+        elif isinstance(a, str) or isinstance(b, str):
+            if not (isinstance(a, str) and isinstance(b, str) and a == b):
+                return False
+        elif a is None or b is None:
+            if not (a is None and b is None):
+                return False
+        elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            if len(a) != len(b):
+                return False
+            stack.extend(zip(a, b))
+        elif isinstance(a, dict) and isinstance(b, dict):
+            if a.keys() != b.keys():
+                return False
+            stack.extend((v, b[k]) for k, v in a.items())
+        else:
+            return False
+    return True
 
 
 def jaccard(a: set, b: set) -> float:
     """|A & B| / |A | B|, with 0/0 := 1 (two argument-free calls agree perfectly)."""
     union = a | b
     return len(a & b) / len(union) if union else 1.0
+
+
+def name_score(gold_names: list, pred_names: list, name_match: str = 'multiset') -> float:
+    """r_name (Eq. 16) for non-empty gold: Jaccard of the tool names.
+
+    ``'multiset'`` (default): names counted with repeats, |N_T & N_P| / |N_T | N_P| over Counters (as
+    ToolRL's reward code does), so every predicted call beyond the gold ones lowers r_name; ``'set'``:
+    the paper-literal set reading, where a repeated or extra guess of a gold name costs nothing.
+    """
+    if name_match == 'set':
+        return jaccard(set(gold_names), set(pred_names))
+    if name_match != 'multiset':
+        raise ValueError(f'name_match must be one of {NAME_MATCH_MODES}, got {name_match!r}')
+    ct, cp = Counter(gold_names), Counter(pred_names)
+    union = sum((ct | cp).values())
+    return sum((ct & cp).values()) / union if union else 1.0
 
 
 def para_score(gold_args: dict, pred_args: dict) -> float:
@@ -214,8 +311,9 @@ def pair_calls(pred: list, gold: list) -> list:
     """For every gold call, the index of its paired predicted call (same name) or None.
 
     Each predicted call is used at most once. Within a name, the pairing maximises the summed
-    r_para + r_value terms over all one-to-one pairings (ties -> lexicographically first in gold
-    order); groups larger than ``_EXACT_PAIRING_MAX`` fall back to greedy in gold order.
+    r_para + r_value terms (Eqs. 17-18) over all one-to-one pairings, at every group size: an optimal
+    assignment (``scipy.optimize.linear_sum_assignment``). The maximum does not depend on the order of
+    either list, so neither does S_exec; which of several equally good pairings is returned may.
     """
     pairing = [None] * len(gold)
     by_name: dict = {}
@@ -225,39 +323,19 @@ def pair_calls(pred: list, gold: list) -> list:
     for i, g in enumerate(gold):
         gold_by_name.setdefault(g['name'], []).append(i)
     for name, gi in gold_by_name.items():
-        pj = by_name.get(name, [])
+        pj = by_name.get(name)
         if not pj:
             continue
-        score = [[_pair_score(gold[i], pred[j]) for j in pj] for i in gi]
-        ng, npred = len(gi), len(pj)
-        if max(ng, npred) <= _EXACT_PAIRING_MAX:
-            if ng <= npred:  # every gold call gets a distinct predicted call
-                candidates = ((tuple(range(ng)), cols) for cols in permutations(range(npred), ng))
-            else:  # every predicted call goes to a distinct gold call
-                candidates = ((rows, tuple(range(npred))) for rows in permutations(range(ng), npred))
-            best, best_val = None, -1.0
-            for rows, cols in candidates:
-                val = sum(score[r][c] for r, c in zip(rows, cols))
-                if val > best_val + 1e-12:
-                    best, best_val = list(zip(rows, cols)), val
-            for r, c in best:
-                pairing[gi[r]] = pj[c]
-        else:
-            used = set()
-            for r in range(len(gi)):
-                free = [c for c in range(len(pj)) if c not in used]
-                if not free:
-                    break
-                c = max(free, key=lambda c: (score[r][c], -c))
-                used.add(c)
-                pairing[gi[r]] = pj[c]
+        score = np.array([[_pair_score(gold[i], pred[j]) for j in pj] for i in gi], dtype=float)
+        rows, cols = linear_sum_assignment(score, maximize=True)
+        for r, c in zip(rows, cols):
+            pairing[gi[r]] = pj[c]
     return pairing
 
 
-def exec_terms(pred: Optional[list], gold: list) -> tuple:
-    """(r_name, r_para, r_value, denominator) of Eqs. 16-19 for non-empty gold."""
-    names_t, names_p = {g['name'] for g in gold}, {p['name'] for p in pred}
-    r_name = jaccard(names_t, names_p)  # Eq. 16 (gold non-empty, so the union is too)
+def exec_terms(pred: list, gold: list, name_match: str = 'multiset') -> tuple:
+    """(r_name, r_para, r_value, denominator) of Eqs. 16-19 for non-empty gold (normalised calls)."""
+    r_name = name_score([g['name'] for g in gold], [p['name'] for p in pred], name_match)  # Eq. 16
     pairing = pair_calls(pred, gold)
     r_para = r_value = 0.0
     for g, j in zip(gold, pairing):
@@ -268,31 +346,47 @@ def exec_terms(pred: Optional[list], gold: list) -> tuple:
     return r_name, r_para, r_value, denom
 
 
-def exec_score(pred: Optional[list], gold: list) -> float:
+def _valid_calls(pred: Iterable) -> list:
+    """Normalised predicted calls; a malformed one (no name, arguments not an object...) is no call."""
+    out = []
+    for p in pred:
+        try:
+            out.append(normalize_call(p))
+        except ValueError:
+            pass
+    return out
+
+
+def exec_score(pred: Optional[list], gold: list, name_match: str = 'multiset') -> float:
     """S_exec (Eqs. 16-19) of predicted calls against gold calls (lists of {"name", "arguments"}).
 
-    ``pred=None`` (unparseable output) -> 0. Gold ``[]`` (a direct text answer was right) -> 1 if no
-    call is predicted, else 0.
+    ``pred=None`` (unparseable output) or not a list -> 0; a malformed predicted call counts as no call.
+    Gold ``[]`` (a direct text answer was right) -> 1 if no call is predicted, else 0. A malformed gold
+    call raises ``ValueError`` (that is the data's fault, not the policy's). ``name_match``: see
+    :func:`name_score`; with the default, any predicted call beyond the gold ones scores strictly below
+    the exact answer.
     """
-    if pred is None:
-        return 0.0
-    pred = [normalize_call(p) for p in pred]
     gold = [normalize_call(g) for g in gold]
+    if name_match not in NAME_MATCH_MODES:
+        raise ValueError(f'name_match must be one of {NAME_MATCH_MODES}, got {name_match!r}')
+    if not isinstance(pred, (list, tuple)):
+        return 0.0
+    pred = _valid_calls(pred)
     if not gold:
         return 0.0 if pred else 1.0
-    r_name, r_para, r_value, denom = exec_terms(pred, gold)
+    r_name, r_para, r_value, denom = exec_terms(pred, gold, name_match)
     return (r_name + r_para + r_value) / denom
 
 
 # ---------------------------------------------------------------- Eq. 14
 
-def outcome_scores(text: str, ground_truth: Any) -> tuple:
+def outcome_scores(text: str, ground_truth: Any, name_match: str = 'multiset') -> tuple:
     """(S_format, S_exec) of one completion; R_out = their sum (Eq. 14), in [0, 2].
 
     S_exec is computed on the extracted calls even when the layout fails Eq. 15 (as ToolRL does);
-    it is 0 only when the output is unparseable (``calls is None``). Raises ``ValueError`` on a
-    broken ground truth.
+    it is 0 only when the output is unparseable (``calls is None``). Never raises on the completion;
+    raises ``ValueError`` on a broken ground truth.
     """
     gold = parse_ground_truth(ground_truth)
     parsed = parse_completion(text)
-    return (1.0 if parsed.format_ok else 0.0), exec_score(parsed.calls, gold)
+    return (1.0 if parsed.format_ok else 0.0), exec_score(parsed.calls, gold, name_match)

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from fractions import Fraction
 from itertools import permutations
 
 import pytest
 
-from plugin.rewards import (exec_score, exec_terms, format_score, json_equal, outcome_scores, pair_calls,
-                            parse_completion, parse_ground_truth, render_tool_calls)
+from plugin.rewards import (MAX_TOOL_CALLS, exec_score, exec_terms, format_score, json_equal, loads_json,
+                            name_score, normalize_call, outcome_scores, pair_calls, parse_completion,
+                            parse_ground_truth, render_tool_calls)
 
 
 def call(name, **arguments):
@@ -97,21 +99,177 @@ def test_duplicate_names_take_the_best_pairing_not_the_greedy_one():
 def test_more_gold_than_predicted_calls_of_a_name():
     gold = [call('f', a=1), call('f', a=2)]
     pred = [call('f', a=2)]
-    # pred pairs with gold1: r_name = 1, r_para = 0 + 1, r_value = 0 + 1, denom = 1 + 2 + 2 = 5 -> 3/5
+    # pred pairs with gold1: r_para = 0 + 1, r_value = 0 + 1, denom = 1 + 2 + 2 = 5
     assert pair_calls(pred, gold) == [None, 0]
-    assert exec_score(pred, gold) == pytest.approx(3 / 5)
+    # multiset r_name = |{f} & {f, f}| / |{f} | {f, f}| = 1/2 -> (1/2 + 1 + 1) / 5 = 1/2
+    assert exec_score(pred, gold) == pytest.approx(2.5 / 5)
+    # set r_name = |{f}| / |{f}| = 1 -> 3/5
+    assert exec_score(pred, gold, 'set') == pytest.approx(3 / 5)
 
 
-def test_extra_duplicate_predictions_only_cost_through_unpaired_nothing():
-    # Eqs. 16-18 sum over gold calls and name *sets*: a repeated predicted call is not penalised
-    assert exec_score([call('f', a=1), call('f', a=1)], [call('f', a=1)]) == 1.0
+def test_name_score_multiset_by_hand():
+    assert name_score(['f'], ['f', 'f']) == pytest.approx(1 / 2)
+    assert name_score(['f', 'g'], ['f', 'f', 'h']) == pytest.approx(1 / 4)  # & = {f}, | = {f, f, g, h}
+    assert name_score(['f', 'g'], ['f', 'f', 'h'], 'set') == pytest.approx(1 / 3)  # {f} / {f, g, h}
+    assert name_score(['f', 'f'], ['f', 'f']) == 1.0
+    with pytest.raises(ValueError, match='name_match'):
+        name_score(['f'], ['f'], 'bag')
 
 
-def test_large_duplicate_groups_fall_back_to_greedy_deterministically():
-    gold = [call('f', i=i) for i in range(8)]
-    pred = [call('f', i=i) for i in reversed(range(8))]
-    assert exec_score(pred, gold) == 1.0  # greedy finds the exact matches here
-    assert pair_calls(pred, gold) == list(reversed(range(8)))
+# ------------------------------------------------------------------ hedging (issue 11 A.2)
+
+def test_issue_example_hedging_does_not_pay():
+    """Gold search(q=paris, n=5) against 3 cities x 2 values of n, and against the right call twice."""
+    gold = [call('search', q='paris', n=5)]
+    hedge = [call('search', q=c, n=n) for c in ('paris', 'london', 'rome') for n in (5, 10)]
+    # multiset r_name = 1/6, best pair exact: r_para 1, r_value 2, denom 1 + 1 + 2 = 4 -> (1/6 + 3) / 4
+    assert exec_score(hedge, gold) == pytest.approx((1 / 6 + 3) / 4)
+    assert exec_score(gold * 2, gold) == pytest.approx((1 / 2 + 3) / 4)  # 0.875
+    assert outcome_scores(render_tool_calls(hedge), json.dumps(gold)) == (1.0, pytest.approx((1 / 6 + 3) / 4))
+    # the paper-literal set reading (kept as an option) pays the hedge in full
+    assert exec_score(hedge, gold, 'set') == 1.0 and exec_score(gold * 2, gold, 'set') == 1.0
+
+
+def test_extra_or_duplicated_calls_always_score_strictly_below_exact():
+    """Property over random gold sets: the exact answer scores 1; the exact answer plus any extra calls
+    (duplicates of gold calls, variants, unrelated tools), in any order, scores strictly less."""
+    rng = random.Random(11)
+    names, values = ['f', 'g', 'h', 'k'], [0, 1, 2.5, True, 'x', 'y', None, [1], {'k': 1}]
+
+    def rand_call():
+        keys = rng.sample(['a', 'b', 'c'], rng.randint(0, 3))
+        return call(rng.choice(names), **{k: rng.choice(values) for k in keys})
+
+    for _ in range(500):
+        gold = [rand_call() for _ in range(rng.randint(1, 5))]
+        assert exec_score(gold, gold) == 1.0
+        extras = []
+        for _ in range(rng.randint(1, 6)):
+            kind = rng.random()
+            extras.append(rng.choice(gold) if kind < 0.4 else rand_call() if kind < 0.8
+                          else dict(rng.choice(gold), arguments={}))
+        pred = gold + extras
+        rng.shuffle(pred)
+        s = exec_score(pred, gold)
+        assert 0.0 <= s < 1.0, (gold, pred)
+        # the same through the text format and the parser
+        assert outcome_scores(render_tool_calls(pred), json.dumps(gold)) == (1.0, pytest.approx(s))
+
+
+# ------------------------------------------------------------------ optimal pairing (issue 11 A.3)
+
+def test_large_same_name_groups_are_paired_optimally_in_any_order():
+    """8 calls of one name, built so that greedy pairing in gold order is wrong: gold0 = f(a=1) prefers
+    any f(a=1, b=i) (1/2 + 1 = 1.5) to f(a=2) (1 + 0 = 1), but taking one starves a gold f(a=1, b=i)."""
+    gold = [call('f', a=1)] + [call('f', a=1, b=i) for i in range(1, 8)]
+    pred = [call('f', a=1, b=i) for i in range(1, 8)] + [call('f', a=2)]
+    # optimum: gold0 -> f(a=2) (1), every gold f(a=1, b=i) -> its twin (1 + 2): r_para + r_value = 22
+    # r_name = 1 (8 f's each side), denom = 1 + 8 + (1 + 7 * 2) = 24 -> (1 + 22) / 24
+    assert pair_calls(pred, gold) == [7, 0, 1, 2, 3, 4, 5, 6]
+    want = (1 + 22) / 24
+    rng = random.Random(3)
+    for _ in range(200):
+        p, g = pred[:], gold[:]
+        rng.shuffle(p)
+        rng.shuffle(g)
+        assert exec_score(p, g) == pytest.approx(want, abs=1e-12)
+
+
+def test_pairing_is_optimal_against_brute_force_at_sizes_up_to_7():
+    """Random one-name groups up to 7 x 7: the assignment's summed pair score (r_para + r_value terms)
+    equals the brute-force maximum over every injective pairing."""
+    rng = random.Random(5)
+    vals = [0, 1, 'x', None]
+    for _ in range(60):
+        gold = [call('f', **{k: rng.choice(vals) for k in rng.sample('abc', rng.randint(1, 3))})
+                for _ in range(rng.randint(1, 7))]
+        pred = [call('f', **{k: rng.choice(vals) for k in rng.sample('abc', rng.randint(0, 3))})
+                for _ in range(rng.randint(1, 7))]
+        got = sum(_pair(gold[i], pred[j]) for i, j in enumerate(pair_calls(pred, gold)) if j is not None)
+        if len(gold) <= len(pred):
+            best = max(sum(_pair(gold[i], pred[j]) for i, j in enumerate(c))
+                       for c in permutations(range(len(pred)), len(gold)))
+        else:
+            best = max(sum(_pair(gold[i], pred[j]) for j, i in enumerate(c))
+                       for c in permutations(range(len(gold)), len(pred)))
+        assert float(got) == pytest.approx(float(best))
+
+
+# ------------------------------------------------------------------ malformed / hostile calls (issue 11 A.1, A.4)
+
+def test_public_exec_score_treats_a_malformed_predicted_call_as_no_call():
+    gold = [call('f', a=1)]
+    for bad in ({'name': ''}, {'arguments': {}}, {'name': 3}, {'name': 'f', 'arguments': [1]}, 'oops', None, 7,
+                {'name': 'f', 'arguments': '{"a": NaN}'}):
+        assert exec_score([bad], gold) == exec_score([], gold) == 0.0
+        assert exec_score([bad, call('f', a=1)], gold) == 1.0
+        assert exec_score([bad], []) == 1.0
+    assert exec_score('not a list', gold) == 0.0
+    with pytest.raises(ValueError, match='name'):  # a malformed *gold* call is the data's fault: named
+        exec_score([call('f')], [{'name': ''}])
+
+
+@pytest.mark.parametrize('body,why', [
+    ('[' * 1000 + ']' * 1000, 'nested too deeply'),  # the issue's recursion bomb, closed
+    ('[' * 100_000, 'nested too deeply'),
+    ('{"name": "f", "arguments": {"a": NaN}}', 'NaN is not JSON'),
+    ('{"name": "f", "arguments": {"a": -Infinity}}', 'Infinity is not JSON'),
+    ('{"name": "f", "arguments": {"a": 1e400}}', 'overflows'),
+    ('{"name": "f", "arguments": {"a": ' + '7' * 5000 + '}}', '5000 digits'),
+    ('{"name": "f", "arguments": {"a": 0.' + '7' * 5000 + '}}', 'characters'),
+    ('{"name": "f\\ud800", "arguments": {}}', 'surrogate'),  # a JSON escape of a lone surrogate
+    ('{"name": "f\ud800", "arguments": {}}', 'surrogate'),  # the raw code point
+    ('{"name": "f", "arguments": "' + '[' * 5000 + '"}', 'nested too deeply'),
+    ('{"name": ' + '[' * 900 + ']' * 900 + '}', '"name"'),
+])
+def test_hostile_call_text_is_unparseable_not_a_crash(body, why):
+    text = f'<tool_call>\n{body}\n</tool_call>'
+    p = parse_completion(text)
+    assert p.calls is None and not p.format_ok and why in p.error
+    assert outcome_scores(text, [call('f', a=1)]) == (0.0, 0.0)
+    assert outcome_scores('<think>x</think>\n' + text, '[]') == (0.0, 0.0)
+
+
+def test_loads_json_raises_only_value_error_and_keeps_valid_json():
+    assert loads_json('{"a": [1, 2.5, "\\ud83d\\ude00", null, true]}') == {'a': [1, 2.5, '\U0001F600', None, True]}
+    assert loads_json('1' * 4300) == int('1' * 4300)
+    for bad in ('[' * 10 ** 5, 'NaN', '{"a": Infinity}', '1e999', '"\\udfff"', '{"a"', '\x00'):
+        with pytest.raises(ValueError, match='not valid JSON'):
+            loads_json(bad)
+
+
+def test_more_than_max_tool_call_blocks_is_unparseable():
+    ok = render_tool_calls([call('f', i=i) for i in range(MAX_TOOL_CALLS)])
+    assert parse_completion(ok).format_ok
+    too_many = render_tool_calls([call('f', i=i) for i in range(MAX_TOOL_CALLS + 1)])
+    p = parse_completion(too_many)
+    assert p.calls is None and f'more than {MAX_TOOL_CALLS}' in p.error
+    # blocks written inside <think> are reasoning and do not count
+    assert parse_completion(f'<think>{too_many}</think>\n\n' + ok).calls is not None
+
+
+def test_json_equal_compares_any_depth_without_recursion():
+    def nest(leaf, depth=50_000):
+        for _ in range(depth):
+            leaf = [leaf]
+        return leaf
+    assert json_equal(nest(1), nest(1.0))
+    assert not json_equal(nest(1), nest(2)) and not json_equal(nest(1), nest('1'))
+
+
+def test_deep_ground_truth_is_a_broken_ground_truth_not_a_crash():
+    with pytest.raises(ValueError, match='ground_truth is not valid JSON'):
+        parse_ground_truth('[' * 100_000)
+    with pytest.raises(ValueError, match='ground_truth'):
+        parse_ground_truth('[{"name": "f", "arguments": {"a": NaN}}]')
+
+
+def test_normalize_call_describes_bad_names_briefly():
+    deep = []
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match='got a list'):
+        normalize_call({'name': deep})
 
 
 # ------------------------------------------------------------------ type-strict values
@@ -270,17 +428,23 @@ def test_render_exact_text_and_normalisation():
 
 # ------------------------------------------------------------------ invariants against a reference
 
-def _reference_exec(pred, gold):
+def _pair(g, p):
+    a, b = set(g['arguments']), set(p['arguments'])
+    jac = Fraction(len(a & b), len(a | b)) if a | b else Fraction(1)
+    return jac + sum(1 for k, v in g['arguments'].items() if k in p['arguments'] and json_equal(v, p['arguments'][k]))
+
+
+def _reference_exec(pred, gold, name_match='multiset'):
     """Independent brute force: maximise over every injective same-name pairing, exact fractions."""
     if not gold:
         return Fraction(int(not pred))
-    nt, np_ = {g['name'] for g in gold}, {p['name'] for p in pred}
-    r_name = Fraction(len(nt & np_), len(nt | np_))
-
-    def pair(g, p):
-        a, b = set(g['arguments']), set(p['arguments'])
-        jac = Fraction(len(a & b), len(a | b)) if a | b else Fraction(1)
-        return jac + sum(1 for k, v in g['arguments'].items() if k in p['arguments'] and json_equal(v, p['arguments'][k]))
+    if name_match == 'set':
+        nt, np_ = {g['name'] for g in gold}, {p['name'] for p in pred}
+        r_name = Fraction(len(nt & np_), len(nt | np_))
+    else:  # names as multisets
+        ct, cp = Counter(g['name'] for g in gold), Counter(p['name'] for p in pred)
+        r_name = Fraction(sum((ct & cp).values()), sum((ct | cp).values()))
+    pair = _pair
 
     best = Fraction(0)
     slots = list(range(len(pred))) + [None] * len(gold)
@@ -306,6 +470,7 @@ def test_exec_matches_brute_force_reference_on_random_cases():
         s = exec_score(pred, gold)
         assert 0.0 <= s <= 1.0
         assert s == pytest.approx(float(_reference_exec(pred, gold)))
+        assert exec_score(pred, gold, 'set') == pytest.approx(float(_reference_exec(pred, gold, 'set')))
         f, e = outcome_scores(render_tool_calls(pred) or 'No call.', json.dumps(gold))
         assert f == 1.0 and e == pytest.approx(s)
 
