@@ -8,13 +8,21 @@ ms-swift rejects unknown command-line flags, so AWPO's own hyper-parameters come
 The judge settings live in the file's ``judge:`` section (:class:`JudgeConfig`), with the environment
 overrides ``AWPO_JUDGE_<FIELD>`` (e.g. ``AWPO_JUDGE_BASE_URL``, ``AWPO_JUDGE_MODEL``).
 ``AWPO_JUDGE_API_KEY`` is special: it is the key itself, read at call time and never stored in the config.
+Other ``AWPO_*`` variables that are not settings (paths read by eval, the model folder...) are listed in
+:data:`NON_FIELD_ENV`; any other ``AWPO_*`` name is an error with a "did you mean" hint, so a typo of a
+field never passes silently.
+
+Validation refuses what is invalid and warns (logger ``awpo``) on what is legal but unusual; every message
+names the field and where its value came from (the file, the environment variable, or code / default).
 
 Pure Python (no torch, no ms-swift) so that any tool can read and validate a config.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -24,8 +32,21 @@ from typing import Any, Dict, Mapping, Optional
 ENV_PREFIX = 'AWPO_'
 JUDGE_ENV_PREFIX = 'AWPO_JUDGE_'
 CONFIG_ENV = 'AWPO_CONFIG'
-# Environment variables of ours that are not config fields (they hold values, not settings).
-NON_FIELD_ENV = {'AWPO_CONFIG', 'AWPO_JUDGE_API_KEY', 'AWPO_SMOLLM2_DIR'}
+# Every environment variable of ours that is not a config field (they hold paths or secrets, not
+# settings), with who reads it. The one place to add a new one; tests/test_config.py checks that every
+# AWPO_* variable the repo reads is a field or listed here.
+NON_FIELD_ENV = {
+    'AWPO_CONFIG': 'this module: the YAML/JSON config file',
+    'AWPO_JUDGE_API_KEY': 'plugin/judge.py: the judge API key (the default judge.api_key_env)',
+    'AWPO_SMOLLM2_DIR': 'plugin/smollm2.py, shells/: folder of the converted SmolLM2 model',
+    'AWPO_WARMSTART_DIR': 'shells/: folder of the SFT warm-start checkpoint',
+    'AWPO_BFCL_PYTHON': "eval/bfcl.py: python of bfcl-eval's own environment",
+    'AWPO_APIBANK_DIR': 'eval/apibank.py: API-Bank data folder',
+}
+logger = logging.getLogger('awpo')
+_warned: set = set()
+# How tool names are compared in the outcome reward's r_name (Eq. 16); see plugin/rewards.py::name_score.
+NAME_MATCH_MODES = ('multiset', 'set')
 
 _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
@@ -88,19 +109,86 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
     raise ValueError(f'AWPO config field {name!r}: unsupported type {typ}')
 
 
-def _apply(obj, values: Mapping[str, Any], where: str, prefix: str = '') -> None:
+def _did_you_mean(name: str, candidates) -> str:
+    close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.7)
+    return f' (did you mean {close[0]}?)' if close else ''
+
+
+def _apply(obj, values: Mapping[str, Any], where: str, prefix: str = '', sources: Optional[dict] = None) -> None:
+    """Set ``values`` on the dataclass ``obj``; ``sources[field] = where`` records where each value came from."""
     known = {f.name: f for f in fields(obj)}
+    sources = obj.__dict__.setdefault('_sources', {}) if sources is None else sources
     for key, value in values.items():
         if key not in known:
-            raise ValueError(f'AWPO config: unknown key {prefix + key!r} in {where} '
-                             f'(known: {", ".join(sorted(known))})')
+            raise ValueError(f'AWPO config: unknown key {prefix + str(key)!r} in {where}'
+                             f'{_did_you_mean(key, known)} (known: {", ".join(sorted(known))})')
         f = known[key]
         if f.name == 'judge':
             if not isinstance(value, Mapping):
                 raise ValueError(f'AWPO config field {"judge"!r} in {where}: expected a mapping, got {value!r}')
-            _apply(obj.judge, value, where, prefix='judge.')
+            _apply(obj.judge, value, where, prefix='judge.', sources=sources)
             continue
-        setattr(obj, key, _coerce(prefix + key, f.type, value))
+        try:
+            setattr(obj, key, _coerce(prefix + key, f.type, value))
+        except ValueError as e:
+            raise ValueError(f'{e} (in {where})') from None
+        sources[prefix + key] = where
+
+
+def _origin(sources: Optional[Mapping[str, str]], *names: str) -> str:
+    """Where the named fields' values came from, for a message: '(in file x.yaml)', '(in code or default)'."""
+    got = sorted({(sources or {}).get(n, 'code or default') for n in names})
+    return f'(in {" / ".join(got)})'
+
+
+def _warn(msg: str) -> None:
+    """A legal but unusual setting: warned once per process (the config is loaded by several modules)."""
+    if msg not in _warned:
+        _warned.add(msg)
+        logger.warning('[AWPO] %s', msg)
+
+
+def _check_finite(obj, prefix: str, sources: Optional[Mapping[str, str]]) -> None:
+    """Every numeric field of ``obj`` is a finite number (NaN/inf anywhere is refused)."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            name = prefix + f.name
+            raise ValueError(f'AWPO config field {name!r} {_origin(sources, name)}: must be a finite number, '
+                             f'got {v!r}')
+
+
+def _read_config_file(p: Path, named_by: str = '') -> Mapping:
+    """The mapping in a YAML (or ``.json``) file; any failure is one ``ValueError`` naming the file and,
+    for a syntax error, the line and column (no parser traceback)."""
+    if not p.is_file():
+        raise ValueError(f'AWPO config: file not found: {p}{named_by}')
+    try:
+        text = p.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f'AWPO config: cannot read {p}{named_by}: {e}') from None
+    if p.suffix.lower() == '.json':
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f'AWPO config: {p}{named_by} is not valid JSON: {e.msg} at line {e.lineno}, '
+                             f'column {e.colno}') from None
+        except (ValueError, RecursionError) as e:
+            raise ValueError(f'AWPO config: {p}{named_by} is not valid JSON: {type(e).__name__}: {e}') from None
+    else:
+        import yaml
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            at = f' at line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
+            what = ' '.join(x for x in (e.context, e.problem) if x)
+            raise ValueError(f'AWPO config: {p}{named_by} is not valid YAML{at}: {what}') from None
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
+            raise ValueError(f'AWPO config: {p}{named_by} is not valid YAML: {type(e).__name__}: {e}') from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f'AWPO config: {p}{named_by} must hold a mapping at top level, got {type(data).__name__}')
+    return data
 
 
 @dataclass
@@ -133,27 +221,39 @@ class JudgeConfig:
     reasoning_budget_chars: int = 6000  # the candidate's reasoning is cut to this length before judging
     snap_to_tier: bool = True        # snap an in-range score to the nearest rubric tier
 
-    def validate(self) -> 'JudgeConfig':
+    def validate(self, sources: Optional[Mapping[str, str]] = None) -> 'JudgeConfig':
+        """Refuse invalid values; ``sources`` (``'judge.<field>' -> where``) names where each came from."""
+        sources = self.__dict__.get('_sources') if sources is None else sources
+
+        def fail(name: str, msg: str):
+            raise ValueError(f'AWPO config field {"judge." + name!r} {_origin(sources, "judge." + name)}: {msg}')
+
         if self.backend not in ('auto', 'openai', 'rubric'):
-            raise ValueError(f"AWPO config field 'judge.backend': must be auto, openai or rubric, got {self.backend!r}")
-        self.guided_json = _coerce_dialect('judge.guided_json', self.guided_json)
+            fail('backend', f'must be auto, openai or rubric, got {self.backend!r}')
+        try:
+            self.guided_json = _coerce_dialect('judge.guided_json', self.guided_json)
+        except ValueError as e:
+            raise ValueError(f'{e} {_origin(sources, "judge.guided_json")}') from None
+        _check_finite(self, 'judge.', sources)
         for name in ('concurrency', 'reasoning_budget_chars', 'breaker_failures', 'max_tokens'):
             if getattr(self, name) < 1:
-                raise ValueError(f'AWPO config field {"judge." + name!r}: must be >= 1, got {getattr(self, name)}')
+                fail(name, f'must be >= 1, got {getattr(self, name)}')
         for name in ('timeout', 'batch_deadline'):
-            v = getattr(self, name)
-            if not (v > 0 and math.isfinite(v)):
-                raise ValueError(f'AWPO config field {"judge." + name!r}: must be a positive number, got {v}')
+            if not getattr(self, name) > 0:
+                fail(name, f'must be a positive number, got {getattr(self, name)}')
         for name in ('max_retries', 'breaker_cooldown', 'temperature'):
             if getattr(self, name) < 0:
-                raise ValueError(f'AWPO config field {"judge." + name!r}: must be >= 0, got {getattr(self, name)}')
+                fail(name, f'must be >= 0, got {getattr(self, name)}')
         for name in ('max_requests', 'max_total_tokens'):
             v = getattr(self, name)
             if v is not None and v < 0:
-                raise ValueError(f'AWPO config field {"judge." + name!r}: must be >= 0 or null, got {v}')
+                fail(name, f'must be >= 0 or null, got {v}')
         if self.backend == 'openai' and not self.base_url:
-            raise ValueError("AWPO config field 'judge.base_url': required when judge.backend is 'openai' "
-                             '(or set AWPO_JUDGE_BASE_URL)')
+            fail('base_url', "required when judge.backend is 'openai' (or set AWPO_JUDGE_BASE_URL)")
+        if self.temperature > 2:
+            _warn(f"AWPO config field 'judge.temperature' {_origin(sources, 'judge.temperature')} = "
+                  f'{self.temperature}: above 2, the largest temperature OpenAI-compatible servers accept; '
+                  'judge scores will be mostly noise')
         return self
 
     @property
@@ -189,6 +289,9 @@ class AWPOConfig:
     eps_max     Eq. 29 radius with no judge reliance: 0.2, the usual PPO/GRPO value.
     adv_eps     Eq. 26 epsilon: 1e-4, the constant ms-swift's stock GRPO adds to the group std.
     gating, difficulty, dynamic_clip: ablation switches of Table 5.
+    reward_name_match  Eq. 16 (r_name): 'multiset' counts repeated tool names, so extra or duplicated calls
+                always score below the exact answer (hedge-proof, as ToolRL's code); 'set' is the
+                paper-literal reading (a repeated guess is free). See plugin/rewards.py::name_score.
     """
     eps_std: float = 1e-6
     eps_mix: float = 0.7
@@ -203,40 +306,73 @@ class AWPOConfig:
     gating: bool = True
     difficulty: bool = True
     dynamic_clip: bool = True
+    reward_name_match: str = 'multiset'
     judge: JudgeConfig = field(default_factory=JudgeConfig)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> 'AWPOConfig':
+        """Refuse invalid values (ValueError), warn on legal but unusual ones; messages name the field and
+        where its value came from (file, environment variable, or code / default)."""
+        src = self.__dict__.get('_sources')
+
+        def fail(names: str, msg: str):
+            fields_ = names.split('/')
+            raise ValueError(f'AWPO config field {fields_[0]!r} {_origin(src, *fields_)}: {msg}')
+
         for name in ('eps_std', 'eps_mix', 'r_out_max', 'tau_low', 'tau_high', 'alpha_base', 'alpha_prio',
                      'eps_min', 'eps_max', 'adv_eps'):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                raise ValueError(f'AWPO config field {name!r}: must be a finite number, got {v!r}')
+                fail(name, f'must be a finite number, got {v!r}')
         for name in ('eps_std', 'eps_mix', 'eps_min', 'eps_max', 'adv_eps'):
             if getattr(self, name) < 0:
-                raise ValueError(f'AWPO config field {name!r}: must be >= 0, got {getattr(self, name)}')
+                fail(name, f'must be >= 0, got {getattr(self, name)}')
         if self.eps_std <= 0:
-            raise ValueError(f"AWPO config field 'eps_std': must be > 0 (Eq. 24), got {self.eps_std}")
+            fail('eps_std', f'must be > 0 (Eq. 24), got {self.eps_std}')
         if self.adv_eps <= 0:
-            raise ValueError(f"AWPO config field 'adv_eps': must be > 0 (Eq. 26), got {self.adv_eps}")
+            fail('adv_eps', f'must be > 0 (Eq. 26), got {self.adv_eps}')
+        if self.r_out_max <= 0:
+            fail('r_out_max', f'must be > 0 (Eq. 25: the outcome reward\'s peak group mean, 2 for awpo_outcome), '
+                 f'got {self.r_out_max}')
         if self.tau_low >= self.tau_high:
-            raise ValueError(f"AWPO config field 'tau_low': must be < tau_high, got tau_low={self.tau_low} "
-                             f'tau_high={self.tau_high}')
+            fail('tau_low/tau_high', f'must be < tau_high, got tau_low={self.tau_low} tau_high={self.tau_high}')
         if self.alpha_base <= 0:
-            raise ValueError(f"AWPO config field 'alpha_base': must be > 0 (Eq. 27), got {self.alpha_base}")
+            fail('alpha_base', f'must be > 0 (Eq. 27), got {self.alpha_base}')
         if self.alpha_prio <= self.alpha_base:
-            raise ValueError(f"AWPO config field 'alpha_prio': must be > alpha_base, got alpha_prio="
-                             f'{self.alpha_prio} alpha_base={self.alpha_base}')
+            fail('alpha_prio/alpha_base', f'must be > alpha_base, got alpha_prio={self.alpha_prio} '
+                 f'alpha_base={self.alpha_base}')
         if self.eps_min > self.eps_max:
-            raise ValueError(f"AWPO config field 'eps_min': must be <= eps_max, got eps_min={self.eps_min} "
-                             f'eps_max={self.eps_max}')
+            fail('eps_min/eps_max', f'must be <= eps_max, got eps_min={self.eps_min} eps_max={self.eps_max}')
+        if self.eps_max <= 0:
+            fail('eps_max', f'a clip radius must be > 0 (Eq. 29; 0 allows no policy update), got {self.eps_max}')
         if self.eps_max >= 1:
-            raise ValueError(f"AWPO config field 'eps_max': a clip radius must be < 1, got {self.eps_max}")
+            fail('eps_max', f'a clip radius must be < 1, got {self.eps_max}')
         for name in ('gating', 'difficulty', 'dynamic_clip'):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f'AWPO config field {name!r}: must be a boolean, got {getattr(self, name)!r}')
-        self.judge.validate()
+                fail(name, f'must be a boolean, got {getattr(self, name)!r}')
+        if self.reward_name_match not in NAME_MATCH_MODES:
+            fail('reward_name_match', f'must be one of {", ".join(NAME_MATCH_MODES)}, got {self.reward_name_match!r}')
+        self.judge.validate({k: v for k, v in (src or {}).items() if k.startswith('judge.')})
+        self._warn_unusual(src)
         return self
+
+    def _warn_unusual(self, src) -> None:
+        """Legal settings whose effect is easy to misread (Eqs. 25 and 29): one warning each."""
+        def where(name):
+            return f'{name!r} {_origin(src, name)}'
+        if self.gating and self.eps_mix >= 1:
+            _warn(f'AWPO config field {where("eps_mix")} = {self.eps_mix} >= 1: r_g (Eq. 24) is always < 1, so '
+                  'the dispersion cap of Eq. 25 never shuts the gate; only the saturation gate '
+                  '(group mean < r_out_max) limits the judge')
+        if self.gating and self.eps_mix == 0:
+            _warn(f'AWPO config field {where("eps_mix")} = 0: 1[r_g < 0] is never true, so the gate of Eq. 25 is '
+                  'always shut: the judge never enters the advantage (outcome-only GRPO with AWPO weights)')
+        if self.gating and self.r_out_max > 2:
+            _warn(f'AWPO config field {where("r_out_max")} = {self.r_out_max} > 2, the maximum of awpo_outcome: '
+                  'unless your outcome columns can sum above 2, the saturation gate of Eq. 25 never shuts')
+        if self.dynamic_clip and self.eps_min == 0:
+            _warn(f'AWPO config field {where("eps_min")} = 0: at full reliance on the judge (Eq. 29) the clip '
+                  'radius is 0 and the clipped objective allows the policy no change on that batch')
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -251,44 +387,45 @@ class AWPOConfig:
         """Defaults <- YAML/JSON file (``path`` or ``$AWPO_CONFIG``) <- ``AWPO_<FIELD>`` env overrides."""
         env = os.environ if env is None else env
         cfg = cls()
+        named_by = '' if path is not None else f' (named by ${CONFIG_ENV})'
         path = path if path is not None else env.get(CONFIG_ENV) or None
         if path:
             p = Path(path)
-            if not p.is_file():
-                raise ValueError(f'AWPO config: file not found: {p}')
-            text = p.read_text()
-            if p.suffix.lower() == '.json':
-                data = json.loads(text) if text.strip() else {}
-            else:
-                import yaml
-                data = yaml.safe_load(text) or {}
-            if not isinstance(data, Mapping):
-                raise ValueError(f'AWPO config: {p} must hold a mapping at top level, got {type(data).__name__}')
+            data = _read_config_file(p, named_by)
             # Accept a file whose AWPO settings sit under an `awpo:` key (so one file can serve several tools).
             if set(data) == {'awpo'} and isinstance(data['awpo'], Mapping):
                 data = data['awpo']
-            _apply(cfg, data, str(p))
+            _apply(cfg, data, f'file {p}')
         cfg._apply_env(env)
         return cfg.validate()
 
     def _apply_env(self, env: Mapping[str, str]) -> None:
+        """``AWPO_<FIELD>`` / ``AWPO_JUDGE_<FIELD>`` overrides. Names in :data:`NON_FIELD_ENV` and the
+        variable named by ``judge.api_key_env`` are not settings and are skipped; any other ``AWPO_*``
+        name is refused with the closest real name, so a typo never passes silently."""
         top = {f.name: f for f in fields(self) if f.name != 'judge'}
         judge = {f.name: f for f in fields(self.judge)}
+        key_env = env.get(JUDGE_ENV_PREFIX + 'API_KEY_ENV') or self.judge.api_key_env
+        sources = self.__dict__.setdefault('_sources', {})
         for key, value in env.items():
-            if not key.startswith(ENV_PREFIX) or key in NON_FIELD_ENV:
+            if not key.startswith(ENV_PREFIX) or key in NON_FIELD_ENV or key == key_env:
                 continue
             if key.startswith(JUDGE_ENV_PREFIX):
-                name = key[len(JUDGE_ENV_PREFIX):].lower()
-                if name not in judge:
-                    raise ValueError(f'AWPO config: unknown environment variable {key} '
-                                     f'(judge fields: {", ".join(sorted(judge))})')
-                setattr(self.judge, name, _coerce('judge.' + name, judge[name].type, value))
+                obj, name, fields_, prefix = self.judge, key[len(JUDGE_ENV_PREFIX):].lower(), judge, 'judge.'
             else:
-                name = key[len(ENV_PREFIX):].lower()
-                if name not in top:
-                    raise ValueError(f'AWPO config: unknown environment variable {key} '
-                                     f'(fields: {", ".join(sorted(top))})')
-                setattr(self, name, _coerce(name, top[name].type, value))
+                obj, name, fields_, prefix = self, key[len(ENV_PREFIX):].lower(), top, ''
+            if name not in fields_:
+                known = ([ENV_PREFIX + n.upper() for n in top] + [JUDGE_ENV_PREFIX + n.upper() for n in judge]
+                         + sorted(NON_FIELD_ENV))
+                raise ValueError(f'AWPO config: unknown environment variable {key}{_did_you_mean(key, known)}. '
+                                 f'AWPO_* variables set config fields ({"judge fields" if prefix else "fields"}: '
+                                 f'{", ".join(sorted(fields_))}) or are one of {", ".join(sorted(NON_FIELD_ENV))} '
+                                 '(plugin/config.py NON_FIELD_ENV)')
+            try:
+                setattr(obj, name, _coerce(prefix + name, fields_[name].type, value))
+            except ValueError as e:
+                raise ValueError(f'{e} (in environment variable {key})') from None
+            sources[prefix + name] = f'environment variable {key}'
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> Dict[str, Any]:
