@@ -151,9 +151,10 @@ def _min(s: Optional[float]) -> str:
 
 
 def heldout_of(doc: Optional[Dict[str, Any]]) -> Tuple[Optional[float], Optional[float]]:
+    """(mean S_format, mean S_exec) from eval.heldout's summary."""
     if not doc:
         return None, None
-    return _finite(doc.get('format_mean')), _finite(doc.get('exec_mean'))
+    return _finite(doc.get('format')), _finite(doc.get('exec'))
 
 
 def bfcl_of(doc: Optional[Dict[str, Any]], category: str) -> Optional[float]:
@@ -339,8 +340,8 @@ class Study:
         cmd = ['bash', 'shells/warm_start.sh'] + (['--quick'] if self.a.quick_warm_start else [])
         if self.dry:
             self.sh(cmd, 'warm_start')
-            return Path(os.environ.get('AWPO_WARMSTART_DIR')
-                        or Path.home() / '.cache' / 'awpo' / 'SmolLM2-135M-warmstart')
+            from plugin.smollm2 import warm_start_dir
+            return warm_start_dir(quick=self.a.quick_warm_start)
         out = self.sh(cmd, 'warm_start', capture=True).strip().splitlines()
         if not out:
             raise StudyError('shells/warm_start.sh printed no folder')
@@ -367,9 +368,9 @@ class Study:
         out = self.dir / 'heldout' / f'{name}.json'
         cmd = ['python', '-m', 'eval.heldout', '--model', str(model), '--rows', str(self.data / 'heldout.jsonl'),
                '--limit', str(self.a.heldout_limit), '--max-new-tokens', str(self.a.max_completion_length),
-               '--json', str(out)]
+               '--out', str(out)]
         self.sh(cmd, f'{name}.heldout')
-        return None if self.dry else json.loads(out.read_text())
+        return None if self.dry else json.loads(out.read_text())['summary']
 
     def bfcl(self, name: str, model: Path) -> Optional[Dict[str, Any]]:
         if self.a.bfcl_limit <= 0:

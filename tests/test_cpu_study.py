@@ -69,13 +69,13 @@ def test_table_and_figure_from_markers_and_logs(tmp_path):
     bfcl = lambda sp, mu: {'scores': {'categories': {'simple_python': {'accuracy': sp, 'total_count': 20},  # noqa: E731
                                                      'multiple': {'accuracy': mu, 'total_count': 20}}}}
     (done / 'warmstart.json').write_text(json.dumps({
-        'model': '/w', 'heldout': {'format_mean': 0.85, 'exec_mean': 0.3}, 'bfcl': bfcl(10.0, 5.0),
+        'model': '/w', 'heldout': {'format': 0.85, 'exec': 0.3}, 'bfcl': bfcl(10.0, 5.0),
         'eval_wall_s': 120}))
     (done / 'grpo.json').write_text(json.dumps({
-        'steps': 7, 'train_wall_s': 600, 'heldout': {'format_mean': 0.9, 'exec_mean': 0.35}, 'bfcl': bfcl(15.0, 5.0),
+        'steps': 7, 'train_wall_s': 600, 'heldout': {'format': 0.9, 'exec': 0.35}, 'bfcl': bfcl(15.0, 5.0),
         'eval_wall_s': 100}))
     (done / 'awpo.json').write_text(json.dumps({
-        'steps': 7, 'train_wall_s': 660, 'heldout': {'format_mean': 0.95, 'exec_mean': 0.4}, 'bfcl': None,
+        'steps': 7, 'train_wall_s': 660, 'heldout': {'format': 0.95, 'exec': 0.4}, 'bfcl': None,
         'eval_wall_s': 90}))
     args = S.parse_args(['--study-dir', str(tmp_path), '--steps', '7', '--report-only'])
     table = S.Study(args).report()
