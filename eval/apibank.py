@@ -313,9 +313,13 @@ def score(records: List[Dict[str, Any]], levels: List[int]) -> Dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 # Glue: query the served model
 # ---------------------------------------------------------------------------------------------------------
-def query(client, model: str, case: Case, max_tokens: int, temperature: float) -> Dict[str, Any]:
+def query(client, model: str, case: Case, max_tokens: Optional[int], temperature: float) -> Dict[str, Any]:
+    """One chat request. ``max_tokens`` None: none is sent, so the answer may use what the prompt leaves of the
+    server's window, as bfcl-eval's handler does for BFCL: a thinking model, or one trained on rationales,
+    is not cut before its call (a 256-token cap did that, biasing the table against reasoning methods)."""
+    kwargs = {} if max_tokens is None else {'max_tokens': max_tokens}
     resp = client.chat.completions.create(model=model, messages=case.messages, tools=case.tools,
-                                          max_tokens=max_tokens, temperature=temperature)
+                                          temperature=temperature, **kwargs)
     return resp.choices[0].message.model_dump()
 
 
@@ -341,7 +345,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--paper-row', default=None, help='paper row this run reproduces, e.g. Qwen3-8B/AWPO')
     p.add_argument('--results-dir', default='results')
     p.add_argument('--on-exists', default='refuse', choices=R.ON_EXISTS)
-    p.add_argument('--max-tokens', type=int, default=256)
+    p.add_argument('--max-tokens', type=int, default=None,
+                   help='answer cap; default none, as BFCL (the server window, eval.serve EVAL_MAX_MODEL_LEN, bounds it)')
     p.add_argument('--temperature', type=float, default=0.0)
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(',') if x]

@@ -173,6 +173,17 @@ def collect_cases(result_dir: Path, score_dir: Path) -> List[Dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------------------
 # Glue
 # ---------------------------------------------------------------------------------------------------------
+# ~15k requests per checkpoint (every category): one at a time leaves vLLM's continuous batching idle.
+# 64 in flight keeps a vLLM engine of a <= 8B model busy (it batches up to 256 sequences) without queueing
+# requests past their timeout; a multi-turn case is sequential inside, so the cases run side by side.
+# swift deploy on the CPU answers one request at a time: 1.
+GPU_THREADS = 64
+
+
+def default_threads(backend: str) -> int:
+    return 1 if backend == 'swift' else GPU_THREADS
+
+
 def run_bfcl(py: str, workdir: Path, base_url: str, served: str, bfcl_args: List[str], *,
              limit: Optional[int] = None, categories: str = '', log=None) -> None:
     env = dict(os.environ, BFCL_PROJECT_ROOT=str(workdir), OPENAI_BASE_URL=base_url,
@@ -196,13 +207,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--categories', default='non_live,live,multi_turn',
                    help='bfcl-eval categories or collections, comma-separated')
     p.add_argument('--limit', type=int, default=None, help='first N cases of each category')
-    p.add_argument('--num-threads', type=int, default=1, help='concurrent requests of bfcl generate')
+    p.add_argument('--num-threads', type=int, default=None,
+                   help='concurrent requests of bfcl generate (default: see default_threads)')
     p.add_argument('--temperature', type=float, default=0.001, help="bfcl-eval's default")
     p.add_argument('--paper-row', default=None, help='paper row this run reproduces, e.g. Qwen3-8B/AWPO')
     p.add_argument('--results-dir', default='results')
     p.add_argument('--on-exists', default='refuse', choices=R.ON_EXISTS)
     args = p.parse_args(argv)
     cats = expand_categories(args.categories)
+    if args.num_threads is None:
+        from eval.serve import pick_backend
+        args.num_threads = default_threads('url' if args.base_url else pick_backend(args.backend))
     py = find_bfcl_python()
     paths = R.plan_run(args.results_dir, args.name, 'bfcl', args.on_exists)
     work = paths.workdir.resolve()
@@ -235,6 +250,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         model={'model_path': args.model_path, 'base_url': args.base_url, 'base_model': args.base_model},
         scores=scores,
         settings={'categories': cats, 'limit': args.limit, 'temperature': args.temperature,
+                  'num_threads': args.num_threads,
                   'handler': 'bfcl_eval OpenAICompletionsHandler (FC) via the server\'s hermes tool parser',
                   'bfcl_python': py, 'workdir': str(work),
                   'overall_formula': '(NL + L + MT) / 3  (BFCL v3 total_overall_accuracy)',

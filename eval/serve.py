@@ -7,6 +7,8 @@ Three back-ends, one interface (``Server`` is a context manager yielding the ``/
   ``<tool_call>`` blocks back into OpenAI ``tool_calls``;
 * ``url``   -- a server already running (``--base-url``): nothing is started or stopped.
 
+A hub id (``Qwen/Qwen3-1.7B``, the tables' Base rows) is passed through: vLLM and ``swift deploy`` download it.
+
 LoRA adapters are served on top of their base model (``--adapters`` / ``--lora-modules``): pass the adapter
 folder as ``model_path`` together with ``base_model``, or let :func:`resolve_checkpoint` read the base model
 from the adapter's ``adapter_config.json``.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +36,14 @@ from typing import List, Optional
 
 DEFAULT_SERVED_NAME = 'awpo-eval'
 HEAVY_LOCK = '/tmp/awpo-heavy.lock'
+# vLLM's window for evaluation. Without it vLLM takes the model's own (262k for Qwen3-4B-2507, ~39 GB of KV
+# cache for one sequence: it refuses to start on 40 GB cards). 40960 is Qwen3-1.7B/8B's
+# max_position_embeddings, the context bfcl-eval's own Qwen handlers assume (prompt + generation share it:
+# its API handler sends no max_tokens, so the answer may use what the prompt leaves). The longest BFCL
+# multi-turn prompt starts at ~28k characters of function docs + question (~8k tokens, measured on
+# bfcl-eval's data) and grows with tool outputs and thinking; API-Bank prompts are far shorter.
+EVAL_MAX_MODEL_LEN = 40960
+HUB_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*')
 
 
 class ServeError(RuntimeError):
@@ -41,16 +52,26 @@ class ServeError(RuntimeError):
 
 @dataclass
 class Checkpoint:
-    """What to serve: a full model folder, or a LoRA adapter folder on top of ``base_model``."""
+    """What to serve: a full model folder, a hub id, or a LoRA adapter folder on top of ``base_model``."""
     model: str
     adapter: Optional[str] = None
+    hub: bool = False
+
+
+def is_hub_id(model_path: str) -> bool:
+    """``ORG/NAME`` (no leading ``/``, ``.`` or ``~``, one slash) whose ORG is not a local folder (a typo in
+    ``runs/x`` stays a missing path): a model id the server downloads."""
+    return bool(HUB_ID.fullmatch(model_path)) and not Path(model_path.split('/')[0]).is_dir()
 
 
 def resolve_checkpoint(model_path: str, base_model: Optional[str] = None) -> Checkpoint:
-    """Check the path and tell a full checkpoint from a LoRA adapter (``adapter_config.json``)."""
+    """Check the path and tell a full checkpoint from a LoRA adapter (``adapter_config.json``); a hub id that
+    is not a local folder is passed through for the server to download."""
     path = Path(model_path).expanduser()
     if not path.exists():
-        raise ServeError(f'checkpoint path does not exist: {path}')
+        if is_hub_id(model_path):
+            return Checkpoint(model=model_path, hub=True)
+        raise ServeError(f'checkpoint path does not exist: {path} (nor is it a hub id ORG/NAME)')
     if not path.is_dir():
         raise ServeError(f'checkpoint path is not a folder: {path}')
     adapter_cfg = path / 'adapter_config.json'
@@ -97,9 +118,27 @@ def swift_deploy_cmd(ckpt: Checkpoint, port: int, served_name: str, swift_args: 
     return cmd + list(swift_args)
 
 
-def vllm_cmd(ckpt: Checkpoint, port: int, served_name: str, extra: List[str]) -> List[str]:
+def thinking_args(backend: str, enable_thinking: Optional[bool]) -> List[str]:
+    """Thinking mode as training used it (shells/recipes/common.sh THINKING); None = the template's default.
+
+    vLLM: the chat-template switch, and with thinking on the ``qwen3`` reasoning parser, so the hermes tool
+    parser reads only the answer after ``</think>`` (a ``<tool_call>`` drafted inside the reasoning is not
+    a call; the training reward reads the answer the same way). swift deploy: its ``--enable_thinking``.
+    """
+    if enable_thinking is None:
+        return []
+    if backend == 'vllm':
+        out = ['--default-chat-template-kwargs', json.dumps({'enable_thinking': enable_thinking})]
+        return out + (['--reasoning-parser', 'qwen3'] if enable_thinking else [])
+    return ['--enable_thinking', 'true' if enable_thinking else 'false']
+
+
+def vllm_cmd(ckpt: Checkpoint, port: int, served_name: str, extra: List[str],
+             max_model_len: Optional[int] = EVAL_MAX_MODEL_LEN) -> List[str]:
     cmd = ['vllm', 'serve', ckpt.model, '--host', '127.0.0.1', '--port', str(port),
            '--enable-auto-tool-choice', '--tool-call-parser', 'hermes']
+    if max_model_len and not any(a.split('=')[0] == '--max-model-len' for a in extra):
+        cmd += ['--max-model-len', str(max_model_len)]
     if ckpt.adapter:
         cmd += ['--enable-lora', '--lora-modules', f'{served_name}={ckpt.adapter}']
     else:
@@ -144,6 +183,8 @@ class Server:
     startup_timeout: float = 600.0
     use_lock: bool = True
     port: Optional[int] = None
+    max_model_len: Optional[int] = EVAL_MAX_MODEL_LEN
+    enable_thinking: Optional[bool] = None
     proc: Optional[subprocess.Popen] = None
     lock_wait_s: float = 0.0    # time spent waiting for /tmp/awpo-heavy.lock
     pgid: Optional[int] = None  # process group of the last server started (kept after stop, for checks)
@@ -167,10 +208,11 @@ class Server:
         ckpt = resolve_checkpoint(self.model_path, self.base_model)  # fails before anything is started
         backend = pick_backend(self.backend)
         self.port = self.port or free_port()
+        extra = thinking_args(backend, self.enable_thinking) + list(self.extra_args)
         if backend == 'swift':
-            cmd = swift_deploy_cmd(ckpt, self.port, self.served_name, self.extra_args)
+            cmd = swift_deploy_cmd(ckpt, self.port, self.served_name, extra)
         elif backend == 'vllm':
-            cmd = vllm_cmd(ckpt, self.port, self.served_name, self.extra_args)
+            cmd = vllm_cmd(ckpt, self.port, self.served_name, extra, self.max_model_len)
         else:
             raise ServeError(f'unknown backend {backend!r} (auto, swift, vllm)')
         log_path = Path(self.log_path or f'/tmp/awpo-serve-{self.port}.log')
@@ -267,13 +309,20 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--smollm2', action='store_true',
                    help='add the swift deploy flags for the CPU SmolLM2 model: ' + ' '.join(SMOLLM2_SWIFT_ARGS))
     g.add_argument('--startup-timeout', type=float, default=600.0)
+    g.add_argument('--max-model-len', type=int, default=EVAL_MAX_MODEL_LEN,
+                   help='vLLM context window: prompt + answer (default %(default)s; 0 = the model\'s own)')
+    g.add_argument('--enable-thinking', choices=['true', 'false'], default=None,
+                   help='thinking mode as in training (shells/recipes/common.sh THINKING); default: the template\'s')
 
 
 def server_from_args(args, log_path: Optional[str] = None) -> Server:
     extra = list(args.server_arg) + (SMOLLM2_SWIFT_ARGS if getattr(args, 'smollm2', False) else [])
+    thinking = getattr(args, 'enable_thinking', None)
     return Server(model_path=args.model_path, base_url=args.base_url, backend=args.backend,
                   base_model=args.base_model, served_name=args.served_name or DEFAULT_SERVED_NAME,
-                  extra_args=extra, log_path=log_path, startup_timeout=args.startup_timeout)
+                  extra_args=extra, log_path=log_path, startup_timeout=args.startup_timeout,
+                  max_model_len=getattr(args, 'max_model_len', EVAL_MAX_MODEL_LEN) or None,
+                  enable_thinking=None if thinking is None else thinking == 'true')
 
 
 def served_model_name(base_url: str, preferred: Optional[str]) -> str:

@@ -2,21 +2,24 @@
 # Evaluate one checkpoint on the paper's benchmarks (Tables 2-5):
 #   bash shells/eval.sh [--dry-run] [--only bfcl,apibank,mmlu_pro] [--limit N] [--bfcl-categories C]
 #                       [--apibank-levels L] [--apibank-sample] [--base-url URL] [--paper-row GROUP/METHOD]
-#                       CKPT NAME [-- EVAL_ARGS]
+#                       [--thinking true|false] CKPT NAME [-- EVAL_ARGS]
 # CKPT: a model folder, a LoRA adapter folder, or a hub id (the base rows); NAME: the row's name in
 # results/ (results/NAME/<benchmark>.json, written by the eval package). A benchmark whose result file
 # already exists is skipped (FORCE=1 re-runs it; the evaluator keeps the earlier file as well).
 # Defaults: all three benchmarks; BFCL non_live,live,multi_turn (Tables 2 and 5); API-Bank levels 1,2,3.
 # --apibank-sample uses the API-Bank sample bundled with the eval package (offline); EVAL_ARGS go to every
 # evaluator (e.g. -- --smollm2 for the CPU model's serving flags). --paper-row places the run beside the
-# paper's row in eval.tables (e.g. 'Qwen3-8B/AWPO').
-# Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE.
+# paper's row in eval.tables (e.g. 'Qwen3-8B/AWPO'). --thinking: serve with the thinking mode the model was
+# trained with (shells/recipes/common.sh THINKING; reproduce.sh passes it). vLLM serving gets a
+# --max-model-len sized for the evaluation (eval/serve.py EVAL_MAX_MODEL_LEN); BFCL sends BFCL_THREADS
+# concurrent requests (default: 64 to vLLM or --base-url, 1 to swift deploy on the CPU; eval/bfcl.py).
+# Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE, BFCL_THREADS.
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ONLY=bfcl,apibank,mmlu_pro; LIMIT=''; CATS=non_live,live,multi_turn; LEVELS=1,2,3; BASE_URL=''
-SAMPLE=0; POS=(); PASS=(); PAPER_ROW=''
+SAMPLE=0; POS=(); PASS=(); PAPER_ROW=''; THINK=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
@@ -27,8 +30,10 @@ while [ $# -gt 0 ]; do
     --base-url) BASE_URL=$2; shift ;;
     --apibank-sample) SAMPLE=1 ;;
     --paper-row) PAPER_ROW=$2; shift ;;
+    --thinking) THINK=$2; shift
+                [ "$THINK" = true ] || [ "$THINK" = false ] || die "--thinking takes true or false, got '$THINK'" ;;
     --) shift; PASS=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     -*) die "unknown option '$1' (--help)" ;;
     *) POS+=("$1") ;;
   esac
@@ -46,11 +51,13 @@ COMMON=(--model-path "$CKPT" --name "$NAME" --results-dir "$RESULTS_DIR")
 [ -n "$PAPER_ROW" ] && COMMON+=(--paper-row "$PAPER_ROW")
 [ -n "$LIMIT" ] && COMMON+=(--limit "$LIMIT")
 [ -n "$BASE_URL" ] && COMMON+=(--base-url "$BASE_URL")
+[ -n "$THINK" ] && COMMON+=(--enable-thinking "$THINK")
 
 IFS=, read -r -a BENCHES <<< "$ONLY"
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-    bfcl)     CMD=(python -m eval.bfcl "${COMMON[@]}" --categories "$CATS") ;;
+    bfcl)     CMD=(python -m eval.bfcl "${COMMON[@]}" --categories "$CATS")
+              [ -n "${BFCL_THREADS:-}" ] && CMD+=(--num-threads "$BFCL_THREADS") ;;
     apibank)  CMD=(python -m eval.apibank "${COMMON[@]}" --levels "$LEVELS")
               if [ "$SAMPLE" = 1 ]; then CMD+=(--sample)
               elif [ -n "${APIBANK_DATA_DIR:-}" ]; then CMD+=(--data-dir "$APIBANK_DATA_DIR"); fi ;;

@@ -7,8 +7,13 @@
 # (shells/train.sh: finished runs are skipped, interrupted ones resume), every evaluation it needs
 # (shells/eval.sh: existing result files are skipped), then the rendered tables (eval.tables) or plots.
 # Runs on one GPU node in sequence. Judge methods need the judge server (shells/serve_judge.sh on its own
-# node, AWPO_JUDGE_BASE_URL), the 8B runs the rollout server (shells/serve_rollout.sh, ROLLOUT_HOST).
-# On several training nodes, run the same command on each with NNODES/NODE_RANK/MASTER_ADDR set.
+# node, AWPO_JUDGE_BASE_URL); ROLLOUT_MODE=server runs need shells/serve_rollout.sh (ROLLOUT_HOST).
+# A data file counts as done only when its manifest says it was finished (`python -m data_prep
+# check-manifest`), not when it is merely non-empty: a killed rationales/SFT job is resumed, not trained on.
+# On several training nodes, run the same command on each with NNODES/NODE_RANK/MASTER_ADDR set (RANK is
+# read if NODE_RANK is not): data and evaluation run on node rank 0 only; the other nodes wait for the data
+# manifests, then join each training run. DATA_DIR and RUNS_DIR must be on a filesystem all nodes share
+# (ZeRO-3 checkpoints are written by every rank, resume reads them back); RESULTS_DIR only on rank 0.
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -20,18 +25,36 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
     --models) SEL_MODELS=$2; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) POS+=("$1") ;;
   esac
   shift
 done
 [ ${#POS[@]} -eq 1 ] || die "usage: reproduce.sh [--dry-run] [--models LIST] TABLE (--help)"
 TABLE=${POS[0]}
-export DRY_RUN
+# Every argument is checked before the first paid or long step (the rationales cost money, a run GPU days).
+case "$TABLE" in
+  table2|table3|table4|table5|figure1|all) ;;
+  *) die "unknown TABLE '$TABLE' (table2 table3 table4 table5 figure1 all)" ;;
+esac
+[ -n "${SEL_MODELS// /}" ] || die "--models is empty (one or more of: $MODELS)"
+F1_MODELS=''; [ "$TABLE" = figure1 ] || [ "$TABLE" = all ] && F1_MODELS=${FIGURE1_MODEL:-qwen3-4b}
+for m in $SEL_MODELS $F1_MODELS; do
+  model_settings "$m" || die "unknown model '$m' in --models (one or more of: $MODELS; ROLLOUT_MODE colocate|server)"
+done
+if [ -n "${MEM_PROFILE:-}" ]; then mem_profile_args || die "unknown MEM_PROFILE '$MEM_PROFILE' (80g, 40g or 24g)"; fi
+NNODES=${NNODES:-1}
+RANK_HERE=${NODE_RANK:-${RANK:-0}}
+[[ $NNODES =~ ^[1-9][0-9]*$ ]] || die "NNODES must be a positive integer, got '$NNODES'"
+[[ $RANK_HERE =~ ^[0-9]+$ ]] && [ "$RANK_HERE" -lt "$NNODES" ] ||
+  die "node rank '$RANK_HERE' (NODE_RANK / RANK) is not in 0..$((NNODES - 1))"
+LEADER=1; [ "$RANK_HERE" = 0 ] || LEADER=0
+export DRY_RUN NNODES
+[ "$NNODES" -gt 1 ] && export NODE_RANK=$RANK_HERE
 start_plan
 DRY=(); [ "$DRY_RUN" = 1 ] && DRY=(--dry-run)
 RUNS_DIR=${RUNS_DIR:-runs}; RESULTS_DIR=${RESULTS_DIR:-results}
-export RUNS_DIR RESULTS_DIR
+export RUNS_DIR RESULTS_DIR DATA_DIR
 
 # What each table needs: rows (methods; "base" = the untrained backbone) and benchmarks.
 MAIN_ROWS="base sft sft_grpo grpo dr_grpo dapo awpo"
@@ -42,28 +65,61 @@ case "$TABLE" in
   table5)  ROWS="awpo awpo_no_difficulty awpo_no_gating awpo_no_clip"; BENCH=bfcl ;;
   figure1) ROWS="grpo dapo mixed_grpo awpo"; BENCH=''; SEL_MODELS=${FIGURE1_MODEL:-qwen3-4b} ;;
   all)
+    # The tables share data and runs; each is checked before the first step of any of them.
     for t in table2 table3 table4 table5 figure1; do
       bash "$REPO_ROOT/shells/reproduce.sh" "${DRY[@]}" --models "$SEL_MODELS" "$t"
     done
     exit 0 ;;
-  *) die "unknown TABLE '$TABLE' (table2 table3 table4 table5 figure1 all)" ;;
 esac
-say "$TABLE: models [$SEL_MODELS], rows [$ROWS], benchmark ${BENCH:-none (training curves)}"
+say "$TABLE: models [$SEL_MODELS], rows [$ROWS], benchmark ${BENCH:-none (training curves)}, node rank $RANK_HERE of $NNODES"
 
-# ---- 1. training data (paper Sec. 4.1), each file built once
+# ---- 1. training data (paper Sec. 4.1), each file built once, on node rank 0 only
+finished() { python -m data_prep check-manifest --quiet "$1" 2>/dev/null; }
 need_data() {
-  if [ -s "$1" ]; then say "data $1 exists: skipped"; return 1; fi
+  if finished "$1"; then say "data $1 finished (manifest): skipped"; return 1; fi
   ! already_planned "data $1"
 }
+# After a step, its output must carry a finished manifest; otherwise stop before training on it.
+require_finished() {
+  [ "$DRY_RUN" = 1 ] && return 0
+  python -m data_prep check-manifest "$1" >&2 || die "$1 is not finished (see above): not training on it"
+}
+DATA_FILES=()
 if [ "$ROWS" != base ]; then
+  DATA_FILES=("$TRAIN_DATA" "$RATIONALE_DATA")
+  [[ " $ROWS " == *" sft"* ]] && DATA_FILES+=("$SFT_DATA")
+fi
+if [ ${#DATA_FILES[@]} -gt 0 ] && [ "$LEADER" = 1 ]; then
+  if [ "$DRY_RUN" != 1 ] && [ -z "${OPENAI_API_KEY:-}" ] && ! finished "$RATIONALE_DATA"; then
+    die "the rationales step calls $RATIONALE_MODEL: set OPENAI_API_KEY (or build $RATIONALE_DATA elsewhere)"
+  fi
   if need_data "$TRAIN_DATA"; then
     run python -m data_prep build --sources "$TRAIN_SOURCES" --out "$TRAIN_DATA"
   fi
+  require_finished "$TRAIN_DATA"
   if need_data "$RATIONALE_DATA"; then
     run python -m data_prep rationales --in "$TRAIN_DATA" --out "$RATIONALE_DATA" --model "$RATIONALE_MODEL"
   fi
-  if [[ " $ROWS " == *" sft"* ]] && need_data "$SFT_DATA"; then
-    run python -m data_prep sft --in "$RATIONALE_DATA" --out "$SFT_DATA"
+  require_finished "$RATIONALE_DATA"
+  if [[ " $ROWS " == *" sft"* ]]; then
+    if need_data "$SFT_DATA"; then
+      run python -m data_prep sft --in "$RATIONALE_DATA" --out "$SFT_DATA"
+    fi
+    require_finished "$SFT_DATA"
+  fi
+elif [ ${#DATA_FILES[@]} -gt 0 ]; then
+  # Other nodes: the manifests rank 0 writes last are the marker. Without a shared DATA_DIR they never
+  # appear here: stop after WAIT_DATA_S (default 48 h, the rationales may take long) naming the cause.
+  say "node rank $RANK_HERE: waiting for rank 0's data (${DATA_FILES[*]})"
+  if [ "$DRY_RUN" != 1 ]; then
+    waited=0
+    for f in "${DATA_FILES[@]}"; do
+      until finished "$f"; do
+        [ "$waited" -lt "${WAIT_DATA_S:-172800}" ] ||
+          die "$f not finished after ${waited}s: is DATA_DIR ($DATA_DIR) shared with node rank 0?"
+        sleep 60; waited=$((waited + 60))
+      done
+    done
   fi
 fi
 
@@ -82,8 +138,11 @@ for model in $SEL_MODELS; do
       out=$RUNS_DIR/$model/$row
       ckpt=$(cat "$out/FINAL" 2>/dev/null || echo "$out/last-checkpoint")
     fi
-    if [ -n "$BENCH" ]; then
-      bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" --only "$BENCH" --paper-row "$paper_row" "$ckpt" "$model-$row"
+    if [ "$LEADER" != 1 ]; then
+      continue  # evaluation and plots: node rank 0 only
+    elif [ -n "$BENCH" ]; then
+      bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" --only "$BENCH" --paper-row "$paper_row" --thinking "$THINKING" \
+        "$ckpt" "$model-$row"
     elif [ "$row" != base ]; then
       run python -m eval.plots --train-log "$RUNS_DIR/$model/$row" --out "$RESULTS_DIR/plots/$model-$row"
     fi
@@ -91,7 +150,9 @@ for model in $SEL_MODELS; do
 done
 
 # ---- 4. the table, our rows beside the paper's
-if [ -n "$BENCH" ]; then
+if [ "$LEADER" != 1 ]; then
+  say "node rank $RANK_HERE: training done; node rank 0 evaluates and writes the table"
+elif [ -n "$BENCH" ]; then
   run python -m eval.tables --runs "$RESULTS_DIR/" --out "$RESULTS_DIR/tables.md"
   [ "$DRY_RUN" = 1 ] || say "$TABLE done in $(elapsed): $RESULTS_DIR/tables.md"
 else

@@ -7,9 +7,9 @@
 # Output: RUNS_DIR/MODEL/METHOD (RUNS_DIR default runs/); the trained model's folder is written to
 # OUTPUT/FINAL. A finished run (OUTPUT/DONE) is skipped unless FORCE=1; an interrupted one resumes from
 # its last checkpoint.
-# Environment: RUNS_DIR, FORCE, MEM_PROFILE (80g|40g|24g), NPROC_PER_NODE (default 8), NNODES, NODE_RANK,
-#   MASTER_ADDR, MASTER_PORT (multi-node: run the same command on every node), ROLLOUT_HOST/ROLLOUT_PORT
-#   (8B: where shells/serve_rollout.sh runs), AWPO_JUDGE_BASE_URL (judge methods on GPUs),
+# Environment: RUNS_DIR, DATA_DIR, FORCE, MEM_PROFILE (80g|40g|24g), NPROC_PER_NODE (default 8), NNODES,
+#   NODE_RANK, MASTER_ADDR, MASTER_PORT (multi-node: same command on every node), ROLLOUT_MODE=server with
+#   ROLLOUT_HOST/ROLLOUT_PORT (where shells/serve_rollout.sh runs), AWPO_JUDGE_BASE_URL (judge methods),
 #   CPU model only: CPU_STEPS (default 4), CPU_DATA (default the full training file).
 set -euo pipefail
 # shellcheck source=shells/lib.sh
@@ -60,11 +60,12 @@ if [ "$MODEL" = smollm2 ]; then
   INFRA_ARGS=(--dataloader_num_workers 0 --dataset_num_proc 1 --report_to none)
   WORLD=1
 else
-  model_settings "$MODEL" || die "unknown MODEL '$MODEL' (one of: $MODELS smollm2)"
+  model_settings "$MODEL" || die "unknown MODEL '$MODEL' (one of: $MODELS smollm2) or ROLLOUT_MODE '${ROLLOUT_MODE:-}' (colocate, server)"
   mem_profile_args || die "unknown MEM_PROFILE '${MEM_PROFILE}' (80g, 40g or 24g)"
   NNODES=${NNODES:-1}
   WORLD=$((GPUS_PER_NODE * NNODES))
-  MODEL_ARGS=(--torch_dtype bfloat16)
+  # Thinking mode stated explicitly (common.sh, THINKING): the same for rollouts, SFT and evaluation.
+  MODEL_ARGS=(--torch_dtype bfloat16 --enable_thinking "$THINKING")
   INFRA_ARGS=(--deepspeed "$DEEPSPEED" --dataloader_num_workers 4 --dataset_num_proc 8 --report_to tensorboard)
   LAUNCH_ENV=(NPROC_PER_NODE="$GPUS_PER_NODE")
   if [ "$NNODES" -gt 1 ]; then
@@ -135,6 +136,7 @@ else
        --learning_rate "$LEARNING_RATE" --warmup_ratio "$WARMUP_RATIO" --lr_scheduler_type "$LR_SCHEDULER"
        --beta "$BETA" --epsilon "$EPSILON"
        --max_length "$MAX_LENGTH" --max_completion_length "$MAX_COMPLETION_LENGTH"
+       --truncation_strategy "$TRUNCATION"
        --temperature "$TEMPERATURE" --top_p "$TOP_P" --log_completions true
        "${METHOD_ARGS[@]}" "${COMMON_OUT[@]}" "${INFRA_ARGS[@]}")
   if [ "$MODEL" != smollm2 ]; then
@@ -142,9 +144,10 @@ else
       CMD+=(--use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization "$VLLM_GPU_MEM"
             --vllm_max_model_len "$((MAX_LENGTH + MAX_COMPLETION_LENGTH))" "${MEM_ARGS[@]}")
     else
+      # Server mode: vLLM runs elsewhere, so --sleep_level / --offload_* have nothing to act on (ms-swift sets
+      # sleep_level 0 there); the rollout server gets the same --max_length and truncation (serve_rollout.sh).
       CMD+=(--use_vllm true --vllm_mode server --vllm_server_host "${ROLLOUT_HOST:-ROLLOUT_NODE}"
             --vllm_server_port "${ROLLOUT_PORT:-8001}" --vllm_server_timeout 600)
-      for a in "${MEM_ARGS[@]}"; do [ "$a" = --offload_optimizer ] && CMD+=(--offload_optimizer true); done
       [ -n "${ROLLOUT_HOST:-}" ] || [ "$DRY_RUN" = 1 ] ||
         die "$MODEL rolls out on a vLLM server: start shells/serve_rollout.sh $MODEL on a node and set ROLLOUT_HOST"
     fi
@@ -165,6 +168,28 @@ else
   fi
 fi
 CMD+=("${RESUME[@]}" "${EXTRA[@]}")
+
+# Inputs checked before anything is launched (ms-swift would load the model first, then take a missing
+# dataset path for a hub id and time out after ~50 s): one line each.
+check_inputs() {
+  local data=$RATIONALE_DATA
+  [ "$METHOD_KIND" = sft ] && data=$SFT_DATA
+  [ -f "$data" ] || die "dataset $data does not exist (shells/reproduce.sh builds it; DATA_DIR / CPU_DATA set where)"
+  [ -s "$data" ] || die "dataset $data is empty"
+  if [ "$MODEL" = smollm2 ] || [ "$START" != "$MODEL_ID" ]; then
+    [ -f "$START/config.json" ] || die "model folder $START has no config.json (not a finished model folder)"
+  fi
+  if [ "$METHOD_NEEDS_JUDGE" = 1 ] && [ -n "${AWPO_JUDGE_BASE_URL:-}" ]; then
+    python - "$AWPO_JUDGE_BASE_URL" <<'PY' || die "judge server $AWPO_JUDGE_BASE_URL does not answer on /models (start shells/serve_judge.sh; the URL ends in /v1)"
+import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1].rstrip('/') + '/models', timeout=5)
+except Exception:
+    sys.exit(1)
+PY
+  fi
+}
+[ "$DRY_RUN" = 1 ] || check_inputs
 
 say "$METHOD on $MODEL ($MODEL_ID, ${WORLD} process(es), accumulation $GAS) -> $OUT"
 [ "$DRY_RUN" = 1 ] || mkdir -p "$OUT"

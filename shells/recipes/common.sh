@@ -11,9 +11,11 @@
 # ToolACE 2k, Hammer (masked) 1k, xLAM multi-turn 11k, xLAM single-turn 30k, decomposed SWiRL-style into
 # one instance per assistant step by data_prep.
 TRAIN_SOURCES="toolace:2000,hammer:1000,xlam_mt:11000,xlam:30000"
-TRAIN_DATA=data/awpo_train.jsonl            # messages, tools, ground_truth, reference_rationale
-RATIONALE_DATA=data/awpo_train_rationales.jsonl
-SFT_DATA=data/awpo_sft.jsonl                 # the same instances as SFT rows (target = the gold action)
+# DATA_DIR (default data/): on several nodes it must be a filesystem every node sees (shells/reproduce.sh).
+DATA_DIR=${DATA_DIR:-data}
+TRAIN_DATA=$DATA_DIR/awpo_train.jsonl            # messages, tools, ground_truth, reference_rationale
+RATIONALE_DATA=$DATA_DIR/awpo_train_rationales.jsonl
+SFT_DATA=$DATA_DIR/awpo_sft.jsonl                 # the same instances as SFT rows (target = the gold action)
 # The paper uses GLM-4.6 and GPT-4o for reference rationales; one model keeps the rationale style uniform.
 RATIONALE_MODEL=gpt-4o
 
@@ -48,8 +50,12 @@ EPSILON=0.2
 
 # ---------------------------------------------------------------- RL: lengths and sampling
 # Prompt budget 4096 tokens: a multi-turn instance carries the tool schemas and earlier turns (xLAM-MT
-#   dialogues reach ~3k tokens); longer prompts are truncated from the left (ms-swift's GRPO default).
+#   dialogues reach ~3k tokens). A longer prompt is dropped, not cut: ms-swift's GRPO default (left
+#   truncation) would cut the system prompt and the tool schemas, so the rollout would see a prompt without
+#   its tools. With `delete` ms-swift re-draws another prompt in its place (rollout_mixin
+#   resample_encode_failed_inputs). The same budget and rule go to `swift rollout` (server mode).
 MAX_LENGTH=4096
+TRUNCATION=delete
 # 1024 new tokens: room for a Qwen3 <think> block plus several tool calls; the value ToolRL uses.
 MAX_COMPLETION_LENGTH=1024
 # Sampling at temperature 1.0, top_p 1.0: unbiased samples of the policy (what the PPO ratio assumes).
@@ -72,17 +78,34 @@ SFT_PER_DEVICE_BATCH=4
 # ---------------------------------------------------------------- backbones and their hardware
 # model_settings MODEL sets MODEL_ID, the paper's group name for it (PAPER_GROUP, eval.tables) and how
 # the run is laid out on GPUs (ms-swift switches).
-#   ROLLOUT=colocate: vLLM inside the training processes (one node of 8 x 80 GB), ZeRO-3.
-#   ROLLOUT=server:   vLLM in its own process group started by shells/serve_rollout.sh (`swift rollout`)
-#                     on its own node, weights synced from the trainer; used for the 8B model, whose
-#                     rollouts (thinking on, 256 x up to 1024 tokens) dominate the step time.
+#   ROLLOUT=colocate (default, every backbone): vLLM inside the training processes, ZeRO-3; vLLM sleeps
+#                     (--sleep_level) while the model trains, so every GPU trains and generates, none idles.
+#   ROLLOUT=server (ROLLOUT_MODE=server): vLLM in its own process group started by shells/serve_rollout.sh
+#                     (`swift rollout`) on its own node, weights synced from the trainer. In ms-swift 4.6 the
+#                     trainer waits for the rollout and the server waits for the update (synchronous), so half
+#                     the GPUs idle at any time; --async_generate would overlap them but samples from the
+#                     previous weights and, per ms-swift, ignores the clip, which would blur the clip
+#                     ablation (Eq. 29). Hence colocate for the 8B too: on 8 x 80 GB, ZeRO-3 holds 16 bytes x
+#                     8B / 8 = 16 GB of weights + grads + Adam per GPU, vLLM gets 45 % (16 GB bf16 weights,
+#                     ~20 GB KV cache), and optimiser + model are offloaded while vLLM generates.
+# THINKING: Qwen3's thinking mode, passed explicitly as --enable_thinking to `swift rlhf`, `swift sft`,
+#   `swift rollout` and to the evaluation server (shells/eval.sh), so rollouts, SFT and evaluation render the
+#   same prompt. ms-swift 4.6 turns thinking OFF by default for hybrid templates (template/base.py: the
+#   default is `is_thinking and not non_thinking_prefix`, so the prompt ends with an empty
+#   <think></think>), while `vllm serve` uses the HF chat template with thinking ON. The paper trains
+#   reasoning (the judge scores it), so the hybrid models run with thinking on everywhere. Qwen3-4B-2507
+#   Instruct is a non-thinking model (template qwen3_nothinking): false, its template has no thinking switch.
 model_settings() {
+  OFFLOAD_80G=0
   case "$1" in
-    qwen3-1.7b) MODEL_ID=Qwen/Qwen3-1.7B;             PAPER_GROUP=Qwen3-1.7B;    ROLLOUT=colocate; VLLM_GPU_MEM=0.4 ;;
-    qwen3-4b)   MODEL_ID=Qwen/Qwen3-4B-Instruct-2507; PAPER_GROUP=Qwen3-4B-2507; ROLLOUT=colocate; VLLM_GPU_MEM=0.5 ;;
-    qwen3-8b)   MODEL_ID=Qwen/Qwen3-8B;               PAPER_GROUP=Qwen3-8B;      ROLLOUT=server;   VLLM_GPU_MEM=0.9 ;;
+    qwen3-1.7b) MODEL_ID=Qwen/Qwen3-1.7B;             PAPER_GROUP=Qwen3-1.7B;    VLLM_GPU_MEM=0.4;  THINKING=true ;;
+    qwen3-4b)   MODEL_ID=Qwen/Qwen3-4B-Instruct-2507; PAPER_GROUP=Qwen3-4B-2507; VLLM_GPU_MEM=0.5;  THINKING=false ;;
+    qwen3-8b)   MODEL_ID=Qwen/Qwen3-8B;               PAPER_GROUP=Qwen3-8B;      VLLM_GPU_MEM=0.45; THINKING=true
+                OFFLOAD_80G=1 ;;
     *) return 1 ;;
   esac
+  ROLLOUT=${ROLLOUT_MODE:-colocate}
+  [ "$ROLLOUT" = colocate ] || [ "$ROLLOUT" = server ] || return 1
   GPUS_PER_NODE=${NPROC_PER_NODE:-8}
   DEEPSPEED=zero3
 }
@@ -90,13 +113,16 @@ MODELS="qwen3-1.7b qwen3-4b qwen3-8b"
 
 # ---------------------------------------------------------------- memory profiles for smaller cards
 # MEM_PROFILE=80g (default) | 40g | 24g. Each step down halves the micro-batch (gradient accumulation
-# doubles, so the optimiser step is unchanged), gives vLLM less memory and offloads more.
+# doubles, so the optimiser step is unchanged), gives vLLM less memory and offloads more. SFT shrinks too:
+# one SFT sample is up to 5120 tokens, and its fp32 logits alone are 5120 x 152k x 4 B = 3.1 GB (Qwen3
+# vocabulary), so 40/24 GB cards take one sample per micro-step (accumulation x4, same 128 rows per step).
 mem_profile_args() {
   case "${MEM_PROFILE:-80g}" in
-    80g) MEM_ARGS=(--sleep_level 1) ;;
-    40g) PER_DEVICE_BATCH=2; VLLM_GPU_MEM=0.3
+    80g) MEM_ARGS=(--sleep_level 1)
+         if [ "$OFFLOAD_80G" = 1 ]; then MEM_ARGS+=(--offload_model true --offload_optimizer true); fi ;;
+    40g) PER_DEVICE_BATCH=2; VLLM_GPU_MEM=0.3; SFT_PER_DEVICE_BATCH=1
          MEM_ARGS=(--sleep_level 2 --offload_model true --offload_optimizer true) ;;
-    24g) PER_DEVICE_BATCH=1; VLLM_GPU_MEM=0.25; DEEPSPEED=zero3_offload
+    24g) PER_DEVICE_BATCH=1; VLLM_GPU_MEM=0.25; DEEPSPEED=zero3_offload; SFT_PER_DEVICE_BATCH=1
          MEM_ARGS=(--sleep_level 2 --offload_model true --offload_optimizer true --vllm_enforce_eager true) ;;
     *) return 1 ;;
   esac
