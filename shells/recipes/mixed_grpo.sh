@@ -7,6 +7,11 @@
 
 # "Mixed Reward GRPO" (Figure 1): the same two rewards as AWPO (outcome + judge, weights 1 and 1) summed
 # and fed to stock ms-swift GRPO: no gating, no difficulty weighting, fixed clip.
+# A failed judge call (timeout, unparseable reply) is None -> NaN, and ms-swift sums the weighted rewards
+# with nansum: that completion's reward is R_out + 0, so it ranks low in its group as if the judge had
+# scored 0. AWPO instead uses the outcome reward alone for a group with a missing judge score (w_mix = 0,
+# plugin/awpo_core.py). Kept as stock GRPO does it, since this row is the stock baseline; watch the judge's
+# failure rate in the logs when comparing it with AWPO.
 METHOD_KIND=rl
 METHOD_PLUGIN=plugin/awpo_rewards.py
 METHOD_REWARDS=(awpo_outcome awpo_judge)
