@@ -39,8 +39,9 @@ NON_FIELD_ENV = {
     'AWPO_CONFIG': 'this module: the YAML/JSON config file',
     'AWPO_JUDGE_API_KEY': 'plugin/judge.py: the judge API key (the default judge.api_key_env)',
     'AWPO_SMOLLM2_DIR': 'plugin/smollm2.py, shells/: folder of the converted SmolLM2 model',
-    'AWPO_WARMSTART_DIR': 'shells/: folder of the SFT warm-start checkpoint',
+    'AWPO_WARMSTART_DIR': 'plugin/smollm2.py, shells/warm_start.sh: folder of the SFT warm-start model',
     'AWPO_BFCL_PYTHON': "eval/bfcl.py: python of bfcl-eval's own environment",
+    'AWPO_BFCL_DATA': "data_prep/bfcl_live.py: bfcl-eval's data folder",
     'AWPO_APIBANK_DIR': 'eval/apibank.py: API-Bank data folder',
 }
 logger = logging.getLogger('awpo')

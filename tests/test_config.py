@@ -71,3 +71,166 @@ def test_saved_config_names_the_key_variable_never_its_value(tmp_path, monkeypat
     saved = json.loads(text)
     assert saved['judge']['api_key_env'] == 'AWPO_JUDGE_API_KEY' and saved['judge']['api_key_set'] is True
     assert saved['eps_mix'] == cfg.eps_mix
+
+
+# ------------------------------------------------------------------ issue 11 C.1: refuse / warn, naming field and source
+
+@pytest.mark.parametrize('values, field', [
+    ({'r_out_max': 0}, 'r_out_max'),
+    ({'r_out_max': -2}, 'r_out_max'),
+    ({'eps_min': 0, 'eps_max': 0}, 'eps_max'),
+    ({'eps_mix': float('nan')}, 'eps_mix'),
+    ({'tau_high': float('inf')}, 'tau_high'),
+    ({'judge': {'temperature': float('nan')}}, 'judge.temperature'),
+    ({'judge': {'temperature': float('inf')}}, 'judge.temperature'),
+    ({'judge': {'breaker_cooldown': float('inf')}}, 'judge.breaker_cooldown'),
+    ({'judge': {'timeout': float('nan')}}, 'judge.timeout'),
+    ({'reward_name_match': 'bag'}, 'reward_name_match'),
+])
+def test_degenerate_values_are_refused_naming_field_and_file(tmp_path, values, field):
+    p = tmp_path / 'bad.json'
+    p.write_text(json.dumps(values))  # json.dumps writes NaN / Infinity, which Python's json reads back
+    with pytest.raises(ValueError) as e:
+        AWPOConfig.load(p, env={})
+    msg = str(e.value)
+    assert repr(field) in msg and str(p) in msg, msg
+
+
+@pytest.mark.parametrize('var, value, field', [
+    ('AWPO_R_OUT_MAX', '0', 'r_out_max'),
+    ('AWPO_EPS_MAX', '0', 'eps_max'),
+    ('AWPO_JUDGE_TEMPERATURE', 'nan', 'judge.temperature'),
+    ('AWPO_JUDGE_TEMPERATURE', 'inf', 'judge.temperature'),
+    ('AWPO_EPS_MIX', 'lots', 'eps_mix'),
+])
+def test_degenerate_env_values_name_the_variable(var, value, field):
+    with pytest.raises(ValueError) as e:
+        AWPOConfig.load(env={var: value, 'AWPO_EPS_MIN': '0'} if var == 'AWPO_EPS_MAX' else {var: value})
+    assert repr(field) in str(e.value) and var in str(e.value), str(e.value)
+
+
+def test_yaml_source_is_named_for_a_value_from_the_file(tmp_path):
+    p = tmp_path / 'awpo.yaml'
+    p.write_text('judge:\n  temperature: .nan\n')
+    with pytest.raises(ValueError, match=r"'judge\.temperature' \(in file .*awpo\.yaml\): must be a finite"):
+        AWPOConfig.load(p, env={})
+
+
+@pytest.mark.parametrize('values, words', [
+    ({'eps_mix': 1.5}, ['eps_mix', 'never shuts the gate']),
+    ({'eps_mix': 1.0}, ['eps_mix', 'never shuts the gate']),
+    ({'eps_mix': 0.0}, ['eps_mix', 'always shut']),
+    ({'r_out_max': 3.0}, ['r_out_max', 'never shuts']),
+    ({'eps_min': 0.0}, ['eps_min', 'clip radius is 0']),
+])
+def test_legal_but_unusual_values_warn_with_meaning(tmp_path, caplog, values, words):
+    p = tmp_path / 'unusual.yaml'
+    p.write_text(''.join(f'{k}: {v}\n' for k, v in values.items()))
+    with caplog.at_level('WARNING', logger='awpo'):
+        cfg = AWPOConfig.load(p, env={})
+    for k, v in values.items():
+        assert getattr(cfg, k) == v  # warned, not refused
+    hits = [m for m in caplog.messages if all(w in m for w in words)]
+    assert hits and str(p) in hits[0], caplog.messages
+
+
+def test_usual_values_do_not_warn(caplog):
+    with caplog.at_level('WARNING', logger='awpo'):
+        AWPOConfig.load(env={'AWPO_EPS_MIX': '0.8'})
+    assert not [m for m in caplog.messages if 'AWPO config' in m]
+
+
+# ------------------------------------------------------------------ issue 11 C.2: broken files
+
+@pytest.mark.parametrize('name, text, where', [
+    ('awpo.yaml', 'eps_mix: 0.5\njudge:\n  model: [unclosed\n', 'line 4, column 1'),
+    ('awpo.yaml', 'eps_mix: 0.5\n  gating: false\n', 'line 2, column 9'),
+    ('awpo.yml', 'eps_mix: 0.5\n\t- tab\n', 'line 2'),
+    ('awpo.json', '{"eps_mix": 0.5,\n "gating": }', 'line 2, column 12'),
+])
+def test_invalid_config_file_names_file_and_position(tmp_path, name, text, where):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ValueError) as e:
+        AWPOConfig.load(env={'AWPO_CONFIG': str(p)})
+    msg = str(e.value)
+    assert str(p) in msg and 'AWPO_CONFIG' in msg and where in msg, msg
+    assert e.value.__cause__ is None and e.value.__suppress_context__  # no parser traceback chained
+
+
+def test_invalid_config_file_through_the_command_line_is_one_clear_line(tmp_path):
+    """What a user sees: the last line of the error names the file and position; no yaml internals."""
+    import os
+    import subprocess
+    import sys
+    p = tmp_path / 'awpo.yaml'
+    p.write_text('eps_mix: [0.5\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('AWPO_')}
+    env['AWPO_CONFIG'] = str(p)
+    r = subprocess.run([sys.executable, '-c', 'from plugin.config import AWPOConfig; AWPOConfig.load()'],
+                       capture_output=True, text=True, env=env, cwd=_REPO, timeout=60)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith('ValueError: AWPO config: ') and str(p) in last and 'line 2' in last, r.stderr
+    assert 'yaml/' not in r.stderr, r.stderr
+
+
+def test_non_utf8_or_missing_file_is_named(tmp_path):
+    p = tmp_path / 'awpo.yaml'
+    p.write_bytes(b'eps_mix: \xff\xfe\n')
+    with pytest.raises(ValueError, match='cannot read .*awpo.yaml'):
+        AWPOConfig.load(p, env={})
+    with pytest.raises(ValueError, match=r'file not found: .*nope\.yaml \(named by \$AWPO_CONFIG\)'):
+        AWPOConfig.load(env={'AWPO_CONFIG': str(tmp_path / 'nope.yaml')})
+
+
+# ------------------------------------------------------------------ issue 11 C.3: non-config AWPO_* variables
+
+_REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
+
+
+def test_eval_and_path_variables_do_not_break_loading(tmp_path, monkeypatch):
+    from plugin.config import NON_FIELD_ENV
+    env = {name: str(tmp_path) for name in NON_FIELD_ENV if name != 'AWPO_CONFIG'}
+    env.update({'AWPO_BFCL_PYTHON': '/usr/bin/python3', 'AWPO_APIBANK_DIR': str(tmp_path), 'AWPO_EPS_MIX': '0.6'})
+    assert AWPOConfig.load(env=env).eps_mix == 0.6
+    # the variable named by judge.api_key_env holds a key, not a setting, whatever its name
+    for k in [k for k in __import__('os').environ if k.startswith('AWPO_')]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv('AWPO_JUDGE_API_KEY_ENV', 'AWPO_JUDGE_TOKEN')
+    monkeypatch.setenv('AWPO_JUDGE_TOKEN', 'sk-x')
+    assert AWPOConfig.load().judge.api_key() == 'sk-x'
+
+
+@pytest.mark.parametrize('var, hint', [
+    ('AWPO_EPS_MXI', 'AWPO_EPS_MIX'), ('AWPO_TAU_HI', 'AWPO_TAU_HIGH'), ('AWPO_JUDGE_MODLE', 'AWPO_JUDGE_MODEL'),
+    ('AWPO_BFCL_PYHTON', 'AWPO_BFCL_PYTHON'), ('AWPO_REWARD_NAME_MATCHES', 'AWPO_REWARD_NAME_MATCH'),
+])
+def test_typo_of_a_real_name_is_still_an_error_with_a_hint(var, hint):
+    with pytest.raises(ValueError, match=f'unknown environment variable {var} \\(did you mean {hint}\\?\\)'):
+        AWPOConfig.load(env={var: '1'})
+
+
+def test_every_awpo_variable_the_repo_reads_is_a_field_or_listed():
+    """Scan the repo's Python and shell files for AWPO_* variables they read; each must be a config field's
+    variable or in NON_FIELD_ENV, else loading the plugin with it set would fail."""
+    import re
+    from dataclasses import fields
+
+    from plugin.config import ENV_PREFIX, JUDGE_ENV_PREFIX, NON_FIELD_ENV, JudgeConfig
+    allowed = set(NON_FIELD_ENV)
+    allowed |= {ENV_PREFIX + f.name.upper() for f in fields(AWPOConfig) if f.name != 'judge'}
+    allowed |= {JUDGE_ENV_PREFIX + f.name.upper() for f in fields(JudgeConfig)}
+    py = re.compile(r'''(?:environ(?:\.get)?\(|environ\[|getenv\()\s*['"](AWPO_[A-Z0-9_]+)''')
+    sh = re.compile(r'\$\{?(AWPO_[A-Z0-9_]+)')
+    read = {}
+    for path in _REPO.rglob('*'):
+        rel = path.relative_to(_REPO)
+        if rel.parts[0].startswith('.') or path.suffix not in ('.py', '.sh') or not path.is_file():
+            continue
+        text = path.read_text(errors='replace')
+        for name in set(py.findall(text)) | (set(sh.findall(text)) if path.suffix == '.sh' else set()):
+            read.setdefault(name, str(rel))
+    assert {'AWPO_BFCL_PYTHON', 'AWPO_APIBANK_DIR', 'AWPO_SMOLLM2_DIR'} <= set(read)  # the scan sees them
+    stray = {name: where for name, where in read.items() if name not in allowed}
+    assert not stray, f'add these to plugin/config.py NON_FIELD_ENV (or make them fields): {stray}'
