@@ -14,11 +14,13 @@ from its own interpreter: ``$AWPO_BFCL_PYTHON``, else ``.venv-eval/bin/python`` 
 Columns (from bfcl-eval's ``score/data_*.csv``, i.e. the package's own aggregation):
 * multi-turn OA = unweighted mean of Base, Miss Func, Miss Param, Long Context;
 * NL = "Non-Live Overall Acc" (unweighted mean of simple [mean of python/java/js], multiple, parallel,
-  parallel_multiple); L = "Live Overall Acc" (case-weighted mean of live simple/multiple/parallel/
-  parallel_multiple);
-* single-turn OA (Table 1) = (NL + L) / 2  -- BFCL v3's ``single_turn_ast``;
-* Overall (Tables 2, 5) = (NL + L + MT) / 3 -- BFCL v3's official ``total_overall_accuracy =
-  calculate_unweighted_accuracy([live, non_live, multi_turn])``. bfcl-eval 2026's own v4 Overall
+  parallel_multiple; = v3's "Non-Live AST Acc"); bfcl-eval 2026's "Live Overall Acc" (case-weighted mean of
+  live simple/multiple/parallel/parallel_multiple) is read as ``L_ast``;
+* single-turn OA (Table 1) = (NL + L) / 2, as the paper's Table 1 rows compute it;
+* Overall (Tables 2, 5) and L: BFCL v3's official ``total_overall_accuracy`` and "Live Acc", computed from
+  the per-category scores by :mod:`eval.bfcl_overall` (v3's non-live and live overalls include the
+  irrelevance / relevance categories, so Overall is not (NL + L + MT) / 3; that mean and the AST-only live
+  column of bfcl-eval 2026 are kept as ``Overall_mean3`` / ``L_ast``). bfcl-eval 2026's own v4 Overall
   (weights 10/10/10/30/40 over non-live, live, irrelevance, multi-turn, agentic) is kept as
   ``overall_v4_official`` but is not the paper's number (it needs the agentic categories).
 With ``--limit`` or a subset of categories, a column whose categories were not all run in full is flagged
@@ -35,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from eval.bfcl_overall import official_scores
 
 REGISTRY_NAME = 'awpo-local-FC'
 ENTRY = Path(__file__).with_name('bfcl_entry.py')
@@ -240,8 +244,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                  log=log)
     display = f'{REGISTRY_NAME} (FC)'  # as eval/bfcl_entry.py registers it
     model_dir = REGISTRY_NAME.replace('/', '_')
-    scores = paper_columns(work / 'score', display, cats, full=args.limit is None)
-    scores['categories'] = category_scores(work / 'score' / model_dir)
+    categories = category_scores(work / 'score' / model_dir)
+    scores = official_scores(paper_columns(work / 'score', display, cats, full=args.limit is None), categories)
+    scores['categories'] = categories
     paths.cases.write_text('')  # rebuilt in full from bfcl-eval's files (which are what a re-run resumes from)
     for rec in collect_cases(work / 'result' / model_dir, work / 'score' / model_dir):
         R.append_case(paths.cases, rec)
@@ -253,7 +258,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                   'num_threads': args.num_threads,
                   'handler': 'bfcl_eval OpenAICompletionsHandler (FC) via the server\'s hermes tool parser',
                   'bfcl_python': py, 'workdir': str(work),
-                  'overall_formula': '(NL + L + MT) / 3  (BFCL v3 total_overall_accuracy)',
+                  'overall_formula': 'BFCL v3 total_overall_accuracy: mean of non-live (4 AST groups + '
+                                     'irrelevance), live (case-weighted, with irrelevance + relevance), '
+                                     'multi-turn (eval/bfcl_overall.py); Overall_mean3 = (NL + L_ast + MT) / 3',
                   'single_turn_formula': '(NL + L) / 2',
                   'paper_row': args.paper_row},
         extra={'wall_time_s': round(time.time() - t0, 1)})

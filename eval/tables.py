@@ -102,6 +102,37 @@ def render_table(tid: str, table: Dict[str, Any], runs: Dict[str, Dict[str, Any]
     return '\n'.join(lines)
 
 
+def paper_conflicts(paper: Dict[str, Any]) -> List[str]:
+    """Cells where the paper prints two values for the same row and column in two tables."""
+    seen: Dict[Tuple[str, str, str], Tuple[str, Any]] = {}
+    out = []
+    for tid, table in paper['tables'].items():
+        for row in table['rows']:
+            for col, v in row['values'].items():
+                key = (table['benchmark'], row_key(row), col)
+                if key in seen and seen[key][1] != v:
+                    out.append(f'{row_key(row)} {col}: {fmt(seen[key][1])} in {seen[key][0].replace("table", "Table ")}, '
+                               f'{fmt(v)} in {tid.replace("table", "Table ")}')
+                seen.setdefault(key, (tid, v))
+    return out
+
+
+def overall_check_note(paper: Dict[str, Any], tid: str) -> Optional[str]:
+    """For a BFCL table with Overall: how the printed Overall relates to its own columns (eval.bfcl_overall)."""
+    table = paper['tables'][tid]
+    if table['benchmark'] != 'bfcl' or 'Overall' not in table['columns']:
+        return None
+    from eval.bfcl_overall import paper_check
+    rows = paper_check(paper, (tid,))
+    gaps = [r['gap'] for r in rows]
+    irr = [r['implied_irrelevance'] for r in rows]
+    return (f'Overall is BFCL v3\'s official total_overall_accuracy (eval/bfcl_overall.py): its non-live part '
+            f'includes irrelevance, so it is not (NL + L + MT) / 3; the printed Overall sits {min(gaps):.2f}-'
+            f'{max(gaps):.2f} below that mean, which the official formula reproduces with a non-live irrelevance '
+            f'score of {min(irr):.2f}-{max(irr):.2f} % (not printed in the paper). Our runs: Overall is the '
+            'official formula; the plain mean is kept in the summary as Overall_mean3.')
+
+
 def render(runs: Dict[str, Dict[str, Any]], maps: List[str], paper: Optional[Dict[str, Any]] = None) -> str:
     paper = paper or load_paper()
     placed = mapping(runs, maps)
@@ -112,11 +143,14 @@ def render(runs: Dict[str, Dict[str, Any]], maps: List[str], paper: Optional[Dic
     parts = ['# AWPO paper tables with our runs', '',
              f'Paper numbers: `{PAPER.name}`. Ours: `ours (Δ ours − paper)`; `{NOT_RUN}`: not evaluated yet; '
              '`*`: computed on a subset (--limit or missing categories).', '']
+    conflicts = paper_conflicts(paper)
+    if conflicts:
+        parts += ['The paper disagrees with itself: ' + '; '.join(conflicts) + '.', '']
     for tid, table in paper['tables'].items():
         parts += [render_table(tid, table, runs, placed), '']
-        note = paper.get('notes', {}).get(tid)
-        if note:
-            parts += [f'_Note: {note}_', '']
+        for note in (paper.get('notes', {}).get(tid), overall_check_note(paper, tid)):
+            if note:
+                parts += [f'_Note: {note}_', '']
     return '\n'.join(parts)
 
 
