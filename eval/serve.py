@@ -203,18 +203,7 @@ class Server:
             if not http_ok(url + '/models'):
                 raise ServeError(f'no OpenAI-compatible server answers at {url}/models')
             return url
-        if not self.model_path:
-            raise ServeError('give --model-path (a checkpoint to serve) or --base-url (a running server)')
-        ckpt = resolve_checkpoint(self.model_path, self.base_model)  # fails before anything is started
-        backend = pick_backend(self.backend)
-        self.port = self.port or free_port()
-        extra = thinking_args(backend, self.enable_thinking) + list(self.extra_args)
-        if backend == 'swift':
-            cmd = swift_deploy_cmd(ckpt, self.port, self.served_name, extra)
-        elif backend == 'vllm':
-            cmd = vllm_cmd(ckpt, self.port, self.served_name, extra, self.max_model_len)
-        else:
-            raise ServeError(f'unknown backend {backend!r} (auto, swift, vllm)')
+        backend, cmd = self.command()  # fails before anything is started
         log_path = Path(self.log_path or f'/tmp/awpo-serve-{self.port}.log')
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = str(log_path)
@@ -254,6 +243,20 @@ class Server:
             while group_alive(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
         self._release_lock()
+
+    def command(self) -> tuple:
+        """(backend, argv) of the server to start; checks the checkpoint, starts nothing."""
+        if not self.model_path:
+            raise ServeError('give --model-path (a checkpoint to serve) or --base-url (a running server)')
+        ckpt = resolve_checkpoint(self.model_path, self.base_model)
+        backend = pick_backend(self.backend)
+        self.port = self.port or free_port()
+        extra = thinking_args(backend, self.enable_thinking) + list(self.extra_args)
+        if backend == 'swift':
+            return backend, swift_deploy_cmd(ckpt, self.port, self.served_name, extra)
+        if backend == 'vllm':
+            return backend, vllm_cmd(ckpt, self.port, self.served_name, extra, self.max_model_len)
+        raise ServeError(f'unknown backend {backend!r} (auto, swift, vllm)')
 
     # -- internals ------------------------------------------------------------------------------------
     def _wait_healthy(self, url: str) -> None:

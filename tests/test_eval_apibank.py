@@ -105,3 +105,45 @@ def test_score_is_per_level_and_micro_overall():
     assert (s['L1'], s['L2'], s['L3']) == (75.0, 0.0, 100.0)
     assert s['Overall'] == round(100 * 4 / 7, 2)   # micro, not the mean of levels (58.33)
     assert s['n'] == 7 and s['L2_n'] == 2
+
+
+def test_no_256_token_cap_by_default_as_bfcl(tmp_path):
+    """Issue 14.6: a thinking model / a model trained on rationales must not be cut before its call. By default
+    no max_tokens is sent (as bfcl-eval's handler does; the server window bounds the answer); --max-tokens N
+    still caps. Checked on the requests a real HTTP server on 127.0.0.1 receives."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    bodies = []
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _send(self, obj):
+            data = json.dumps(obj).encode()
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._send({'object': 'list', 'data': [{'id': 'm', 'object': 'model', 'created': 0, 'owned_by': 'x'}]})
+
+        def do_POST(self):
+            bodies.append(json.loads(self.rfile.read(int(self.headers['Content-Length']))))
+            self._send({'id': 'c', 'object': 'chat.completion', 'created': 0, 'model': 'm',
+                        'choices': [{'index': 0, 'finish_reason': 'stop',
+                                     'message': {'role': 'assistant', 'content': 'no call'}}]})
+
+    srv = ThreadingHTTPServer(('127.0.0.1', 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f'http://127.0.0.1:{srv.server_address[1]}/v1'
+    try:
+        common = ['--base-url', url, '--sample', '--levels', '1', '--limit', '2', '--results-dir', str(tmp_path)]
+        assert A.main(common + ['--name', 'a']) == 0
+        assert len(bodies) == 2 and all('max_tokens' not in b for b in bodies)
+        assert A.main(common + ['--name', 'b', '--max-tokens', '300']) == 0
+        assert [b.get('max_tokens') for b in bodies[2:]] == [300, 300]
+    finally:
+        srv.shutdown()

@@ -96,3 +96,10 @@ def test_real_bfcl_scorer_on_hand_made_results(tmp_path, bfcl_python):
     assert s['L'] is None and s['MT'] is None and s['Overall'] is None   # not run (bfcl-eval prints 0%)
     cases = B.collect_cases(tmp_path / 'result' / B.REGISTRY_NAME, tmp_path / 'score' / B.REGISTRY_NAME)
     assert [c['correct'] for c in cases] == [True, False, True]
+
+
+def test_bfcl_concurrency_saturates_vllm_but_not_the_cpu_server():
+    """Issue 14.10: ~15k requests per checkpoint are not sent one at a time to vLLM (or a --base-url server);
+    swift deploy on the 2-core CPU answers one at a time, so it gets 1."""
+    assert B.default_threads('vllm') == B.default_threads('url') == B.GPU_THREADS >= 32
+    assert B.default_threads('swift') == 1

@@ -88,3 +88,48 @@ def test_broken_checkpoint_gives_clear_error_and_no_orphan(tmp_path):
         except (FileNotFoundError, ProcessLookupError):
             pass
     assert time.time() - t0 < 300
+
+
+# ------------------------------------------------------------------ issue 14: base rows, window, thinking
+def test_hub_id_is_passed_to_the_server_a_missing_local_path_is_not(tmp_path, monkeypatch):
+    """The tables' Base rows serve `Qwen/Qwen3-1.7B`: vLLM / swift deploy download it (issue 14.1)."""
+    ck = S.resolve_checkpoint('Qwen/Qwen3-1.7B')
+    assert (ck.model, ck.adapter, ck.hub) == ('Qwen/Qwen3-1.7B', None, True)
+    for bad in ('/abs/missing', './rel/missing', '~/missing/x', 'a/b/c', 'no-slash'):
+        with pytest.raises(S.ServeError, match='does not exist'):
+            S.resolve_checkpoint(bad)
+    monkeypatch.chdir(tmp_path)                 # `runs/typo`: runs/ is a local folder, so not a hub id
+    (tmp_path / 'runs').mkdir()
+    with pytest.raises(S.ServeError, match='does not exist'):
+        S.resolve_checkpoint('runs/typo')
+    backend, cmd = S.Server(model_path='Qwen/Qwen3-8B', backend='vllm', enable_thinking=True, port=9).command()
+    assert backend == 'vllm' and cmd[:3] == ['vllm', 'serve', 'Qwen/Qwen3-8B']
+    backend, cmd = S.Server(model_path='Qwen/Qwen3-8B', backend='swift', enable_thinking=True, port=9).command()
+    assert cmd[cmd.index('--model') + 1] == 'Qwen/Qwen3-8B' and cmd[cmd.index('--enable_thinking') + 1] == 'true'
+
+
+def test_vllm_window_and_thinking_flags():
+    """--max-model-len from the eval's need, not the model's 262k (14.2); thinking as trained (14.3)."""
+    ck = S.Checkpoint(model='Qwen/Qwen3-4B-Instruct-2507', hub=True)
+    v = S.vllm_cmd(ck, 9, 'awpo-eval', [])
+    assert v[v.index('--max-model-len') + 1] == str(S.EVAL_MAX_MODEL_LEN) == '40960'
+    v = S.vllm_cmd(ck, 9, 'awpo-eval', ['--max-model-len', '8192'])      # the user's value wins, once
+    assert v.count('--max-model-len') == 1 and v[v.index('--max-model-len') + 1] == '8192'
+    assert '--max-model-len' not in S.vllm_cmd(ck, 9, 'awpo-eval', [], max_model_len=None)
+    on = S.thinking_args('vllm', True)
+    assert json.loads(on[on.index('--default-chat-template-kwargs') + 1]) == {'enable_thinking': True}
+    assert on[on.index('--reasoning-parser') + 1] == 'qwen3'
+    off = S.thinking_args('vllm', False)
+    assert json.loads(off[1]) == {'enable_thinking': False} and '--reasoning-parser' not in off
+    assert S.thinking_args('swift', False) == ['--enable_thinking', 'false'] and S.thinking_args('vllm', None) == []
+
+
+def test_eval_cli_options_reach_the_server_command():
+    import argparse
+    p = argparse.ArgumentParser()
+    S.add_server_args(p)
+    args = p.parse_args(['--model-path', 'Qwen/Qwen3-1.7B', '--backend', 'vllm', '--enable-thinking', 'true'])
+    backend, cmd = S.server_from_args(args).command()
+    assert cmd[2] == 'Qwen/Qwen3-1.7B' and '--reasoning-parser' in cmd and '40960' in cmd
+    args = p.parse_args(['--model-path', 'Qwen/Qwen3-1.7B', '--backend', 'vllm', '--max-model-len', '0'])
+    assert '--max-model-len' not in S.server_from_args(args).command()[1]
