@@ -36,14 +36,14 @@ def shortest_rows(src: Path, dst: Path, n: int) -> Path:
 
 
 def read_log(output_dir: Path) -> List[Dict]:
-    """Records of ms-swift's ``logging.jsonl`` (one per logged step), numbers as floats."""
+    """Records of ms-swift's ``logging.jsonl`` (one per logged step), numbers as floats. Read while the run
+    writes it: a torn last line is left out, a bad middle line names file and line (``eval.jsonl``)."""
+    from eval.jsonl import read_jsonl
     files = sorted(Path(output_dir).glob('**/logging.jsonl'))
     records = []
     for f in files:
-        for line in f.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                records.append({k: _num(v) for k, v in rec.items()})
+        for _, rec in read_jsonl(f)[0]:
+            records.append({k: _num(v) for k, v in rec.items()})
     return records
 
 
