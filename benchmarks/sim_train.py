@@ -110,6 +110,7 @@ def train(method: str, judge: Optional[JudgeLevel], seeds: Sequence[int], tc: Tr
     out.update({k: np.full((S, tc.steps), np.nan) for k in AWPO_METRICS})
     out['dead_frac'] = np.zeros((S, tc.steps))  # groups whose outcome reward has no spread (GRPO advantage 0)
     out['batch_judge_mean'] = np.full((S, tc.steps), np.nan)
+    out['clip_frac'] = np.zeros((S, tc.steps))  # samples whose ratio left [1-eps, 1+eps] by the last pass
 
     def evaluate(t):
         with torch.no_grad():
@@ -158,6 +159,9 @@ def train(method: str, judge: Optional[JudgeLevel], seeds: Sequence[int], tc: Tr
         for _ in range(tc.epochs):  # Eq. 30, ratio per answer
             logp = torch.log_softmax(_policy_logits(theta, b, phi, idx), dim=-1).gather(-1, ans)
             ratio = torch.exp(logp - old_logp)
+            # as ms-swift's clip_ratio/region_mean: the clip is active where it cuts the gradient
+            clipped = ((ratio < lo) & (adv < 0)) | ((ratio > hi) & (adv > 0))
+            out['clip_frac'][:, step] = clipped.float().mean(dim=(1, 2)).numpy()
             obj = torch.minimum(ratio * adv, torch.maximum(torch.minimum(ratio, hi), lo) * adv)
             loss = -obj.mean(dim=(1, 2)).sum()  # seeds are independent: their losses just add
             opt.zero_grad(set_to_none=True)
