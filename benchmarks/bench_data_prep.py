@@ -29,7 +29,8 @@ from data_prep.sources import SOURCES, fixture_path, read_local  # noqa: E402
 
 
 def replicate(raw: list[dict], n: int) -> list[dict]:
-    return [{**raw[i % len(raw)], 'id': f'bench-{i}'} for i in range(n)]
+    # `bench_copy` makes each copy's content distinct too (build drops repeated content, not only repeated ids)
+    return [{**raw[i % len(raw)], 'id': f'bench-{i}', 'bench_copy': i} for i in range(n)]
 
 
 def bench_conversion(n: int) -> None:
