@@ -221,6 +221,8 @@ class JudgeConfig:
     max_total_tokens: Optional[int] = None  # per-run ceiling on tokens reported by the server
     reasoning_budget_chars: int = 6000  # the candidate's reasoning is cut to this length before judging
     snap_to_tier: bool = True        # snap an in-range score to the nearest rubric tier
+    # AWPO trainer: judge requests run while the old/ref log-prob pass does; waited for only in the advantage.
+    overlap: bool = True
 
     def validate(self, sources: Optional[Mapping[str, str]] = None) -> 'JudgeConfig':
         """Refuse invalid values; ``sources`` (``'judge.<field>' -> where``) names where each came from."""
