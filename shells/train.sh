@@ -174,7 +174,7 @@ CMD+=("${RESUME[@]}" "${EXTRA[@]}")
 check_inputs() {
   local data=$RATIONALE_DATA
   [ "$METHOD_KIND" = sft ] && data=$SFT_DATA
-  [ -f "$data" ] || die "dataset $data does not exist (shells/reproduce.sh builds it; DATA_DIR / CPU_DATA set where)"
+  [ -f "$data" ] || die "dataset $data does not exist (shells/reproduce.sh builds it; DATA_DIR or CPU_DATA say where it is)"
   [ -s "$data" ] || die "dataset $data is empty"
   if [ "$MODEL" = smollm2 ] || [ "$START" != "$MODEL_ID" ]; then
     [ -f "$START/config.json" ] || die "model folder $START has no config.json (not a finished model folder)"
