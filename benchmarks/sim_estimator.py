@@ -2,6 +2,7 @@
 
     python -m benchmarks.sim_estimator [--seeds 20] [--steps 200] [--out results/sim_estimator]
                                        [--judges good noisy ...] [--publish docs] [--quick]
+                                       [--lr 0.01] [--epochs 4] [--tag NAME]
 
 The task, policy and judges: benchmarks/sim_env.py. Training (ms-swift's GRPO advantage, AWPO's own
 ``awpo_advantages``, clipped objective): benchmarks/sim_train.py. This file runs every (judge level, method)
@@ -15,6 +16,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict
 
@@ -72,28 +74,32 @@ def run_paths(out: Path, judge: str, method: str):
     return base.with_suffix('.npz'), base.with_suffix('.json')
 
 
-def load_or_run(out: Path, method: str, judge_name: str, seeds, tc, ec, bar) -> Dict[str, np.ndarray]:
+def load_or_run(out: Path, method: str, judge_name: str, seeds, tc, ec, bar):
+    """A finished run with the same settings is read back; otherwise train and keep it. Returns
+    (curves, wall seconds of its training, whether it was read back)."""
     level = JUDGE_LEVELS[judge_name] if METHODS[method][0] else None
     key = judge_name if level else 'none'
     npz, meta_path = run_paths(out, key, method)
     meta = run_meta(method, level, seeds, tc, ec)
     if npz.exists() and meta_path.exists():
         try:
-            if json.loads(meta_path.read_text()) == meta:
-                bar.update(tc.steps)
+            saved = json.loads(meta_path.read_text())
+            if {k: v for k, v in saved.items() if k != 'wall_s'} == meta:
                 with np.load(npz) as z:
-                    return {k: z[k] for k in z.files}
+                    res = {k: z[k] for k in z.files}
+                bar.update(tc.steps)
+                return res, float(saved.get('wall_s', float('nan'))), True
         except (ValueError, OSError):
             pass  # unreadable leftovers: run again
     t0 = time.perf_counter()
     res = train(method, level, seeds, tc, ec, progress=bar.update)
-    meta_out = dict(meta, wall_s=round(time.perf_counter() - t0, 2))
+    wall = time.perf_counter() - t0
     with atomic_writer(str(npz), 'wb') as fh:
         np.savez_compressed(fh, **res)
     with atomic_writer(str(meta_path)) as fh:  # written last: its presence says the run is complete
-        json.dump(meta, fh, indent=1, sort_keys=True)
-    bar.set_postfix_str(f'{key}/{method} {meta_out["wall_s"]} s')
-    return res
+        json.dump(dict(meta, wall_s=round(wall, 2)), fh, indent=1, sort_keys=True)
+    bar.set_postfix_str(f'{key}/{method} {wall:.1f} s')
+    return res, wall, False
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -138,7 +144,8 @@ def table_md(level_name: str, rows: Dict[str, dict], jq: dict, threshold: float,
         f'### Judge: {level_name} — {lv.what}',
         '',
         f'Measured over all training answers: corr(J, reasoning quality q) = {jq["corr_q"]:+.2f}, '
-        f'corr(J, answer is correct) = {jq["corr_correct"]:+.2f}. {n} seeds, {tc.steps} steps; mean ± 95 % CI '
+        f'corr(J, answer is correct) = {jq["corr_correct"]:+.2f}. {n} seeds, {tc.steps} steps (Adam lr {tc.lr:g}, '
+        f'{tc.epochs} passes per batch, G={tc.groups} x K={tc.k}); mean ± 95 % CI '
         f'(Student t); Δ = paired difference to GRPO on the same seeds. Success = expected probability of '
         f'the correct answer (exact, over all 128 training prompts; held-out: 256 unseen prompts, shared '
         f'weights only). Gate, w_mix, clip ε: means over steps and seeds (Eqs. 25, 29); clipped samples: '
@@ -213,7 +220,7 @@ def plot_level(path: Path, level_name: str, runs: Dict[str, Dict[str, np.ndarray
     plt.close(fig)
 
 
-def summary_md(all_rows: Dict[str, Dict[str, dict]], cmd: str, wall: float) -> str:
+def summary_md(all_rows: Dict[str, Dict[str, dict]], cmd: str, timing: str) -> str:
     levels = list(all_rows)
     methods = list(next(iter(all_rows.values())))
     lines = ['Final success (train prompts), mean ± 95 % CI; in brackets the paired Δ to GRPO of the mean success '
@@ -226,7 +233,7 @@ def summary_md(all_rows: Dict[str, Dict[str, dict]], cmd: str, wall: float) -> s
             d = '' if m == 'grpo' else f' [Δ {_pm(r["delta_auc_vs_grpo"])}]'
             cells.append(_pm(r['final_success']) + d)
         lines.append(f'| {LABELS[m]} | ' + ' | '.join(cells) + ' |')
-    lines += ['', f'Command: `{cmd}`; wall time {wall:.0f} s.']
+    lines += ['', f'Command: `{cmd}`; {timing}.']
     return '\n'.join(lines) + '\n'
 
 
@@ -241,6 +248,10 @@ def main(argv=None):
     p.add_argument('--threshold', type=float, default=0.5, help='success level for "steps to threshold"')
     p.add_argument('--publish', default=None, help='also copy the plots and tables to this folder (e.g. docs)')
     p.add_argument('--threads', type=int, default=1, help='torch threads (tiny tensors: 1 is fastest)')
+    p.add_argument('--lr', type=float, default=TrainConfig.lr, help='Adam learning rate (default %(default)s)')
+    p.add_argument('--epochs', type=int, default=TrainConfig.epochs,
+                   help='optimisation passes per generation batch (default %(default)s)')
+    p.add_argument('--tag', default='', help='name prefix of the tables/plots (sim_<tag>_<level>.md) for a variant')
     p.add_argument('--quick', action='store_true', help='3 seeds, 40 steps: a smoke run (seconds)')
     args = p.parse_args(argv)
     import torch
@@ -249,25 +260,36 @@ def main(argv=None):
     if args.quick:
         args.seeds = min(args.seeds, 3)
     steps = args.steps or (40 if args.quick else 200)
-    if args.seeds < 1 or steps < 1:
-        p.error('--seeds and --steps must be >= 1')
+    if args.seeds < 1 or steps < 1 or args.epochs < 1:
+        p.error('--seeds, --steps and --epochs must be >= 1')
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        p.error(f'--lr must be a positive number, got {args.lr}')
+    if args.tag and not args.tag.replace('_', '').replace('-', '').isalnum():
+        p.error(f'--tag must be letters, digits, - or _, got {args.tag!r}')
+    prefix = f'sim_{args.tag}_' if args.tag else 'sim_'
     if 'grpo' not in args.methods:
         args.methods = ['grpo'] + args.methods  # the reference of every Δ
     seeds = list(range(args.seeds))
-    tc, ec = TrainConfig(steps=steps), EnvConfig()
+    tc, ec = TrainConfig(steps=steps, lr=args.lr, epochs=args.epochs), EnvConfig()
     out = Path(args.out)
     (out / 'runs').mkdir(parents=True, exist_ok=True)
     cmd = 'python -m benchmarks.sim_estimator ' + ' '.join(argv if argv is not None else __import__('sys').argv[1:])
     n_runs = len(args.judges) * len(args.methods)  # GRPO is trained once, then read back for every level
     t0 = time.perf_counter()
-    all_rows, written = {}, []
+    all_rows, written, train_s, seen = {}, [], {}, set()
     with tqdm(total=n_runs * steps, desc='sim_estimator', unit='step', mininterval=1.0) as bar:
         for lv in args.judges:
-            runs = {m: load_or_run(out, m, lv, seeds, tc, ec, bar) for m in args.methods}
+            runs = {}
+            for m in args.methods:
+                runs[m], w, cached = load_or_run(out, m, lv, seeds, tc, ec, bar)
+                run_key = (lv if METHODS[m][0] else 'none', m)
+                if run_key not in seen:
+                    seen.add(run_key)
+                    train_s[run_key] = (w, cached)
             rows = summarise(runs, args.threshold)
             all_rows[lv] = rows
             jq = judge_quality(JUDGE_LEVELS[lv], seeds, ec)
-            md, png = out / f'sim_{lv}.md', out / f'sim_{lv}.png'
+            md, png = out / f'{prefix}{lv}.md', out / f'{prefix}{lv}.png'
             with atomic_writer(str(md)) as fh:
                 fh.write(table_md(lv, rows, jq, args.threshold, tc))
             plot_level(png, lv, runs, args.threshold)
@@ -275,12 +297,17 @@ def main(argv=None):
                 r['judge_quality'] = jq
             written += [md, png]
     wall = time.perf_counter() - t0
-    with atomic_writer(str(out / 'sim_summary.md')) as fh:
-        fh.write(summary_md(all_rows, cmd.strip(), wall))
-    with atomic_writer(str(out / 'sim_summary.json')) as fh:
-        json.dump({'command': cmd.strip(), 'wall_s': round(wall, 1), 'seeds': seeds, 'steps': steps,
+    n_cached = sum(c for _, c in train_s.values())
+    timing = (f'wall time {wall:.0f} s on 2 shared CPU cores, {torch.get_num_threads()} torch thread(s); '
+              f'training {sum(w for w, _ in train_s.values()):.0f} s summed over {len(train_s)} runs'
+              + (f' ({n_cached} read back from an earlier invocation)' if n_cached else ''))
+    with atomic_writer(str(out / f'{prefix}summary.md')) as fh:
+        fh.write(summary_md(all_rows, cmd.strip(), timing))
+    with atomic_writer(str(out / f'{prefix}summary.json')) as fh:
+        json.dump({'command': cmd.strip(), 'wall_s': round(wall, 1), 'timing': timing, 'seeds': seeds,
+                   'train': asdict(tc),
                    'threshold': args.threshold, 'results': all_rows}, fh, indent=1, sort_keys=True)
-    written += [out / 'sim_summary.md', out / 'sim_summary.json']
+    written += [out / f'{prefix}summary.md', out / f'{prefix}summary.json']
     if args.publish:
         dst = Path(args.publish)
         dst.mkdir(parents=True, exist_ok=True)
@@ -292,7 +319,7 @@ def main(argv=None):
             print(f'  {LABELS[m]:<24} {_pm(r["final_success"])}   Δ mean success vs GRPO '
                   f'{"—" if m == "grpo" else _pm(r["delta_auc_vs_grpo"])}')
     print(f'\nwrote {len(written)} files to {out}' + (f' (copied to {args.publish})' if args.publish else '')
-          + f'; runs kept in {out / "runs"}; wall time {wall:.1f} s')
+          + f'; runs kept in {out / "runs"}; {timing}')
 
 
 if __name__ == '__main__':
