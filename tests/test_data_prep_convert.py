@@ -397,6 +397,8 @@ _HOSTILE = [  # (source, hostile raw row, skip reason)
     ('toolace', _toolace_with_call('[Get Weather(city="Oslo")'), 'unbalanced call syntax'),
     ('xlam', _xlam_with_answers(DEEP), 'broken JSON'),
     ('xlam', _xlam_with_answers(f'[{{"name": "fibonacci_numbers", "arguments": {{"n": {BIG_INT}}}}}]'), 'broken JSON'),
+    ('xlam', _xlam_with_answers('[{"name": "fibonacci_numbers", "arguments": {"n": %s}}]' % ('[' * 500 + ']' * 500)),
+     'value not representable in JSON'),   # parseable, but deeper than any argument (jsonvalue.MAX_DEPTH)
     ('xlam', _xlam_with_answers('[{"name": "fibonacci_numbers", "arguments": {"n": NaN}}]'), 'broken JSON'),
     ('xlam', _xlam_with_answers('[{"name": "fibonacci_numbers", "arguments": {"n": Infinity}}]'), 'broken JSON'),
     ('xlam', _xlam_with_answers('[{"name": "fibonacci_numbers", "arguments": {"n": 1e400}}]'), 'broken JSON'),
