@@ -112,8 +112,8 @@ def read_rows(path: str | Path) -> list[dict]:
             if line.strip():
                 try:
                     rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f'{path} line {n}: {exc}') from None
+                except (ValueError, RecursionError) as exc:
+                    raise ValueError(f'{path} line {n}: not JSON ({str(exc)[:200]})') from None
     return rows
 
 
@@ -339,8 +339,12 @@ def import_batch(rows: list[dict], results_path: str | Path, out_path: str, bad_
     got = set()
     out = Appender(out_path)
     try:
-        for line in read_rows(results_path):
-            key, text, error = batch_result(line)
+        for n, line in enumerate(read_rows(results_path), 1):
+            try:
+                key, text, error = batch_result(line)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not a Batch API output line
+                summary.failures[f'{results_path} record {n}'] = f'unreadable result ({type(exc).__name__}: {exc})'
+                continue
             if key not in by_key:
                 summary.failures[key] = 'custom_id not in the input rows'
                 continue

@@ -322,3 +322,21 @@ def test_run_with_failures_leaves_no_manifest_and_a_finished_rerun_writes_it(dem
     with RationaleStub() as stub:
         summary = run_live(rows, out, stub)
     assert not summary.failures and check_manifest(str(out))['rows'] == 26
+
+
+def test_import_batch_counts_unreadable_result_records_and_writes_the_manifest_when_complete(demo_rows, tmp_path):
+    from data_prep.manifest import check_manifest
+    _, rows = demo_rows
+    good = [{'custom_id': R.custom_id(r), 'error': None,
+             'response': {'status_code': 200, 'body': {'choices': [{'message': {'content': 'I think so.'}}]}}}
+            for r in rows]
+    junk = [{'custom_id': 'not a key'}, {'custom_id': 5}, {'no': 'custom_id'}]
+    res = tmp_path / 'results.jsonl'
+    res.write_text(''.join(json.dumps(x) + '\n' for x in junk + good[:-1]))
+    out = tmp_path / 'out.jsonl'
+    summary = R.import_batch(rows, res, str(out))
+    assert summary.written == 25 and summary.manifest is None
+    assert sorted(k for k in summary.failures if isinstance(k, str)) == [f'{res} record {n}' for n in (1, 2, 3)]
+    res.write_text(''.join(json.dumps(x) + '\n' for x in good))
+    summary = R.import_batch(rows, res, str(out))
+    assert summary.written == 1 and not summary.failures and check_manifest(str(out))['rows'] == 26
