@@ -42,8 +42,10 @@ ABLATION_SWITCH = {'awpo': None, 'awpo_no_difficulty': 'difficulty', 'awpo_no_ga
 def _env(tmp: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(('AWPO_', 'NNODES', 'NODE_RANK', 'MASTER_', 'NPROC_PER_NODE', 'ROLLOUT_',
-                                'MEM_PROFILE', 'FORCE', 'CPU_', 'DEMO_', 'DRY_PLAN'))}
-    env.update(RUNS_DIR=str(tmp / 'runs'), RESULTS_DIR=str(tmp / 'results'))
+                                'MEM_PROFILE', 'FORCE', 'CPU_', 'DEMO_', 'DRY_PLAN', 'DATA_DIR', 'SMOKE_',
+                                'BFCL_THREADS', 'OPENAI_API_KEY', 'WAIT_DATA_S'))
+           and k != 'RANK'}
+    env.update(RUNS_DIR=str(tmp / 'runs'), RESULTS_DIR=str(tmp / 'results'), DATA_DIR=str(tmp / 'data'))
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -182,6 +184,12 @@ def parsed(tmp_path_factory, smollm2_dir):
         add(f'dapo/qwen3-1.7b/{prof}', sh(tmp, 'train.sh', '--dry-run', 'dapo', 'qwen3-1.7b',
                                            MEM_PROFILE=prof).stdout, method='dapo', model='qwen3-1.7b', prof=prof)
     add('rollout', sh(tmp, 'serve_rollout.sh', '--dry-run', 'qwen3-8b').stdout)
+    add('awpo/qwen3-8b/server', sh(tmp, 'train.sh', '--dry-run', 'awpo', 'qwen3-8b', ROLLOUT_MODE='server').stdout,
+        method='awpo', model='qwen3-8b', server=True)
+    for prof in ('40g', '24g'):
+        add(f'sft/qwen3-8b/{prof}', sh(tmp, 'train.sh', '--dry-run', 'sft', 'qwen3-8b', MEM_PROFILE=prof).stdout,
+            method='sft', model='qwen3-8b', prof=prof)
+    add('smoke', sh(tmp, 'gpu_smoke.sh', '--dry-run', SMOKE_DIR=tmp / 'smoke').stdout, smoke=True)
     for m in ('awpo', 'dapo', 'sft'):
         add(f'{m}/smollm2', sh(tmp, 'train.sh', '--dry-run', m, 'smollm2',
                                AWPO_SMOLLM2_DIR=smollm2_dir).stdout, method=m, model='smollm2', full=True)
@@ -206,7 +214,7 @@ def parsed(tmp_path_factory, smollm2_dir):
 
 def _rl(parsed, method, model):
     [j] = [j for j in parsed['jobs'] if j['meta'].get('method') == method and j['meta'].get('model') == model
-           and j['sub'] == 'rlhf' and 'nodes' not in j['meta'] and 'prof' not in j['meta']]
+           and j['sub'] == 'rlhf' and not {'nodes', 'prof', 'server', 'smoke'} & set(j['meta'])]
     return j
 
 
@@ -294,24 +302,41 @@ def test_shared_settings_are_identical_for_every_rl_method(parsed):
 
 
 def test_scale_layout_colocate_server_multinode_and_memory_profiles(parsed):
-    for model in ('qwen3-1.7b', 'qwen3-4b'):
+    for model in GPU_MODELS:   # colocate everywhere: no GPU idles while the other half works (14.12)
         a = _rl(parsed, 'awpo', model)['args']
         assert (a['use_vllm'], a['vllm_mode'], a['deepspeed']) == (True, 'colocate', 'zero3')
-    j8 = _rl(parsed, 'awpo', 'qwen3-8b')
+        assert a['sleep_level'] == 1 and a['vllm_max_model_len'] == a['max_length'] + a['max_completion_length']
+        # the 8B offloads optimiser and weights while vLLM generates; the small ones need not
+        assert (a['offload_optimizer'], a['offload_model']) == ((True, True) if model == 'qwen3-8b' else (False, False))
+    assert _rl(parsed, 'awpo', 'qwen3-8b')['args']['vllm_gpu_memory_utilization'] == 0.45
+    [j8] = [j for j in parsed['jobs'] if j['meta'].get('server')]
     assert (j8['args']['vllm_mode'], j8['args']['vllm_server_port']) == ('server', [8001])
     assert j8['args']['vllm_server_host'] and j8['args']['sleep_level'] == 0
+    assert j8['args']['offload_optimizer'] is False and '--offload_optimizer' not in j8['argv']  # no-op there
     assert j8['env']['AWPO_JUDGE_BASE_URL'].endswith(':8000/v1')
-    [roll] = [j for j in parsed['jobs'] if j['sub'] == 'rollout']
+    [roll] = [j for j in parsed['jobs'] if j['sub'] == 'rollout' and 'smoke' not in j['meta']]
     assert roll['args']['model'] == 'Qwen/Qwen3-8B' and roll['args']['port'] == 8001
     assert roll['args']['vllm_data_parallel_size'] == 8
+    # 14.5: the rollout server encodes with the trainer's prompt budget and truncation rule, and its window
+    # leaves every accepted prompt the full completion budget.
+    assert (roll['args']['max_length'], roll['args']['truncation_strategy']) == \
+        (j8['args']['max_length'], j8['args']['truncation_strategy']) == (4096, 'delete')
+    assert roll['args']['vllm_max_model_len'] == j8['args']['max_length'] + j8['args']['max_completion_length']
     [two] = [j for j in parsed['jobs'] if j['meta'].get('nodes') == 2]
     assert {k: two['env'][k] for k in ('NNODES', 'NODE_RANK', 'MASTER_ADDR', 'NPROC_PER_NODE')} == \
         {'NNODES': '2', 'NODE_RANK': '1', 'MASTER_ADDR': '10.0.0.1', 'NPROC_PER_NODE': '8'}
     assert two['args']['gradient_accumulation_steps'] == 4 and two['args']['generation_batch_size'] == 256
-    prof = {j['meta']['prof']: j['args'] for j in parsed['jobs'] if 'prof' in j['meta']}
+    prof = {j['meta']['prof']: j['args'] for j in parsed['jobs'] if 'prof' in j['meta'] and j['sub'] == 'rlhf'}
     assert prof['40g']['per_device_train_batch_size'] == 2 and prof['40g']['gradient_accumulation_steps'] == 16
     assert prof['40g']['offload_model'] and prof['40g']['sleep_level'] == 2
     assert prof['24g']['deepspeed'] == 'zero3_offload' and prof['24g']['generation_batch_size'] == 256
+    # 14.13: the SFT micro-batch shrinks too (one 5120-token sample), the step stays 128 rows.
+    sft = {j['meta']['prof']: j['args'] for j in parsed['jobs'] if j['sub'] == 'sft' and 'prof' in j['meta']}
+    for p in ('40g', '24g'):
+        assert sft[p]['per_device_train_batch_size'] == 1 and sft[p]['gradient_accumulation_steps'] == 16
+    default_sft = [j['args'] for j in parsed['jobs'] if j['sub'] == 'sft' and j['meta'].get('method') == 'sft'
+                   and j['meta'].get('model') == 'qwen3-8b' and 'prof' not in j['meta']]
+    assert default_sft[0]['per_device_train_batch_size'] == 4
 
 
 def test_demo_trains_awpo_on_the_cpu_model_then_evaluates_tabulates_and_plots(parsed):
@@ -335,7 +360,8 @@ def test_judge_methods_refuse_to_start_without_a_judge_endpoint(tmp_path):
     p = sh(tmp_path, 'train.sh', 'awpo', 'qwen3-1.7b', check=False)
     assert p.returncode == 2 and 'serve_judge.sh' in p.stderr and 'AWPO_JUDGE_BASE_URL' in p.stderr
     assert not (tmp_path / 'runs').exists()
-    p = sh(tmp_path, 'train.sh', 'awpo', 'qwen3-8b', check=False, AWPO_JUDGE_BASE_URL='http://h:8000/v1')
+    p = sh(tmp_path, 'train.sh', 'awpo', 'qwen3-8b', check=False, AWPO_JUDGE_BASE_URL='http://h:8000/v1',
+           ROLLOUT_MODE='server')
     assert p.returncode == 2 and 'serve_rollout.sh' in p.stderr
 
 
@@ -390,3 +416,135 @@ def test_serve_judge_sizes_and_thinking_off(tmp_path):
     assert a[2] == 'Qwen/Qwen3-235B-A22B-FP8' and a[a.index('--tensor-parallel-size') + 1] == '4'
     assert a[a.index('--port') + 1] == '9000'
     assert sh(tmp_path, 'serve_judge.sh', '--size', '7b', check=False).returncode == 2
+
+
+# ------------------------------------------------------------------------------------------ issue 14 / 11.B
+THINKING = {'qwen3-1.7b': True, 'qwen3-4b': False, 'qwen3-8b': True}
+
+
+def test_thinking_mode_is_explicit_and_the_same_in_training_rollout_and_evaluation(parsed, tmp_path):
+    """14.3: ms-swift would default hybrid Qwen3 templates to no-think while vLLM's HF template thinks."""
+    for j in parsed['jobs']:
+        model = j['meta'].get('model')
+        if model in THINKING and j['sub'] in ('rlhf', 'sft'):
+            assert j['args']['enable_thinking'] is THINKING[model], j['label']
+    [roll] = [j for j in parsed['jobs'] if j['sub'] == 'rollout' and 'smoke' not in j['meta']]
+    assert roll['args']['enable_thinking'] is True                        # qwen3-8b
+    cmds = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2').stdout)
+    served = {a[a.index('--name') + 1]: a[a.index('--enable-thinking') + 1] for _, a in cmds
+              if a[:3] == ['python', '-m', 'eval.bfcl']}
+    assert len(served) == 21
+    for name, value in served.items():
+        model = next(m for m in THINKING if name.startswith(m + '-'))
+        assert value == str(THINKING[model]).lower(), name
+
+
+def test_rl_prompts_are_dropped_not_left_truncated(parsed):
+    """14.8: left truncation would cut the system prompt and tool schemas; `delete` drops and re-draws."""
+    for model in GPU_MODELS:
+        for m in RL_METHODS:
+            assert _rl(parsed, m, model)['args']['truncation_strategy'] == 'delete', (m, model)
+
+
+def test_dapo_resampling_is_capped(parsed):
+    """14.14: ms-swift 4.6 generates up to max_resample_times extra batches: cost <= 1 + that."""
+    for model in GPU_MODELS:
+        assert _rl(parsed, 'dapo', model)['args']['max_resample_times'] == 2
+    assert '3x' in (SHELLS / 'recipes' / 'dapo.sh').read_text()
+
+
+def test_gpu_smoke_plans_one_step_on_two_ranks_server_mode_and_five_bfcl_cases(parsed):
+    """14.15: the smoke script's commands parse with ms-swift's classes and do what the script promises."""
+    smoke = [(env, argv) for label, meta, env, argv in parsed['runs'] if meta.get('smoke')]
+    jobs = [j for j in parsed['jobs'] if j['meta'].get('smoke')]
+    [colo, srv] = [j for j in jobs if j['sub'] == 'rlhf']
+    assert colo['world'] == 2 and colo['env']['NPROC_PER_NODE'] == '2'
+    a = colo['args']
+    assert a['vllm_mode'] == 'colocate' and a['max_steps'] == 1 and a['reward_funcs'] == ['awpo_outcome', 'awpo_judge']
+    assert a['generation_batch_size'] == 8 == a['num_generations']         # 1 prompt x 8 over 2 ranks
+    assert srv['args']['vllm_mode'] == 'server' and srv['args']['max_steps'] == 1
+    assert srv['args']['vllm_server_host'] == ['127.0.0.1'] and srv['args']['generation_batch_size'] == 8
+    [roll] = [j for j in jobs if j['sub'] == 'rollout']
+    assert roll['args']['port'] == srv['args']['vllm_server_port'][0] and roll['args']['vllm_data_parallel_size'] == 1
+    [bfcl] = [a for _, a in smoke if a[:3] == ['python', '-m', 'eval.bfcl']]
+    assert bfcl[bfcl.index('--limit') + 1] == '5' and bfcl[bfcl.index('--categories') + 1] == 'simple_python'
+    assert bfcl[bfcl.index('--model-path') + 1].endswith('runs/qwen3-1.7b/awpo/last-checkpoint')
+    assert any(a[:4] == ['python', '-m', 'data_prep', 'demo'] for _, a in smoke)
+
+
+@pytest.mark.parametrize('rank_env', [{'NODE_RANK': '1'}, {'RANK': '1'}])
+def test_reproduce_rank_guard_data_and_eval_on_rank_0_only(tmp_path, rank_env):
+    """14.11: node rank != 0 trains only (after rank 0's data manifests appear); rank 0 does everything."""
+    env = dict(NNODES=2, MASTER_ADDR='10.0.0.1', **rank_env)
+    p = sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', **env)
+    cmds = commands(p.stdout)
+    heads = {' '.join(a[:3]) for _, a in cmds}
+    assert not any(h.startswith(('python -m data_prep', 'python -m eval')) for h in heads), heads
+    trains = [(e, a) for e, a in cmds if a[:2] in (['swift', 'rlhf'], ['swift', 'sft'])]
+    assert len(trains) == 3 * 6 and all(e['NODE_RANK'] == '1' and e['NNODES'] == '2' for e, _ in trains)
+    assert "waiting for rank 0's data" in p.stderr
+    lead = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', NNODES=2, NODE_RANK=0,
+                       MASTER_ADDR='10.0.0.1').stdout)
+    assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in lead) == 3
+    assert sum(a[:3] == ['python', '-m', 'eval.bfcl'] for _, a in lead) == 21
+    bad = sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', check=False, NNODES=2, NODE_RANK=2)
+    assert bad.returncode == 2 and 'not in 0..1' in bad.stderr and bad.stdout == ''
+
+
+def test_reproduce_non_zero_rank_waits_for_the_manifest_then_stops_with_the_cause(tmp_path):
+    """The wait is real (not a dry run): no data from rank 0 -> a clear error after WAIT_DATA_S."""
+    p = sh(tmp_path, 'reproduce.sh', 'table4', '--models', 'qwen3-1.7b', check=False, NNODES=2, NODE_RANK=1,
+           MASTER_ADDR='10.0.0.1', WAIT_DATA_S=0)
+    assert p.returncode == 2 and 'is DATA_DIR' in p.stderr and 'shared' in p.stderr and p.stdout == ''
+
+
+def test_reproduce_checks_arguments_before_the_first_step(tmp_path):
+    """11.B.5: a typo in --models / the table fails before anything is printed or run."""
+    for args in (['--models', 'qwen3-1.7b qwen3-9b', 'table2'], ['--models', ' ', 'all'], ['tabel2'],
+                 ['--models', 'qwen3-4b', 'all']):
+        env = {'FIGURE1_MODEL': 'qwen3-4bb'} if args[-1] == 'all' and args[1] == 'qwen3-4b' else {}
+        p = sh(tmp_path, 'reproduce.sh', '--dry-run', *args, check=False, **env)
+        assert p.returncode == 2 and p.stdout == '' and 'error' in p.stderr, (args, p.stderr)
+    p = sh(tmp_path, 'reproduce.sh', 'table2', '--models', 'qwen3-1.7b', check=False)
+    assert p.returncode == 2 and 'OPENAI_API_KEY' in p.stderr and not (tmp_path / 'data').exists()
+
+
+def test_reproduce_trusts_a_data_file_only_with_its_finished_manifest(tmp_path):
+    """11.B.5: a non-empty file without manifest (killed job) is redone; a finished one is skipped."""
+    from data_prep.manifest import write_manifest
+    data = tmp_path / 'data'
+    data.mkdir()
+    for name in ('awpo_train.jsonl', 'awpo_train_rationales.jsonl', 'awpo_sft.jsonl'):
+        (data / name).write_text('{"x": 1}\n{"x": 2}\n')
+
+    def planned():
+        out = sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', '--models', 'qwen3-1.7b').stdout
+        return [a[3] for _, a in commands(out) if a[:3] == ['python', '-m', 'data_prep']]
+    assert planned() == ['build', 'rationales', 'sft']             # non-empty, but never marked finished
+    write_manifest(str(data / 'awpo_train.jsonl'), 2)
+    write_manifest(str(data / 'awpo_train_rationales.jsonl'), 2)
+    assert planned() == ['sft']
+    write_manifest(str(data / 'awpo_sft.jsonl'), 3)                  # manifest disagrees with the file
+    assert planned() == ['sft']
+    write_manifest(str(data / 'awpo_sft.jsonl'), 2)
+    assert planned() == []
+
+
+def test_train_checks_its_inputs_before_launching(tmp_path):
+    """11.B.6: one clear line, exit 2, nothing launched (no run folder), for each missing input."""
+    p = sh(tmp_path, 'train.sh', 'grpo', 'qwen3-1.7b', check=False)
+    assert p.returncode == 2 and f'dataset {tmp_path}/data/awpo_train_rationales.jsonl does not exist' in p.stderr
+    assert p.stderr.count('\n') == 1 and not (tmp_path / 'runs').exists()
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'awpo_sft.jsonl').write_text('')
+    p = sh(tmp_path, 'train.sh', 'sft', 'qwen3-1.7b', check=False)
+    assert p.returncode == 2 and 'awpo_sft.jsonl is empty' in p.stderr
+    (tmp_path / 'data' / 'awpo_train_rationales.jsonl').write_text('{"x": 1}\n')
+    p = sh(tmp_path, 'train.sh', 'awpo', 'qwen3-1.7b', check=False, AWPO_JUDGE_BASE_URL='http://127.0.0.1:9/v1')
+    assert p.returncode == 2 and 'judge server http://127.0.0.1:9/v1 does not answer' in p.stderr
+    assert not (tmp_path / 'runs').exists()
+    (tmp_path / 'runs' / 'qwen3-1.7b' / 'sft').mkdir(parents=True)   # SFT "done" but its model folder is gone
+    (tmp_path / 'runs' / 'qwen3-1.7b' / 'sft' / 'DONE').write_text('x')
+    (tmp_path / 'runs' / 'qwen3-1.7b' / 'sft' / 'FINAL').write_text(str(tmp_path / 'gone'))
+    p = sh(tmp_path, 'train.sh', 'sft_grpo', 'qwen3-1.7b', check=False)
+    assert p.returncode == 2 and f'model folder {tmp_path}/gone has no config.json' in p.stderr
