@@ -202,3 +202,37 @@ def test_heldout_read_rows_names_the_bad_line(tmp_path):
     with pytest.raises(ValueError, match=r'rows.jsonl:2: no .tools.'):
         heldout.read_rows(path)
     assert len(heldout.read_rows(path, limit=1)) == 1
+
+
+# ---------------------------------------------------------------- the demo's assertion that AWPO acted
+
+def _run_dir(tmp_path, steps, eps_max=0.2, torn=False):
+    (tmp_path / 'awpo_config.json').write_text(json.dumps({'eps_max': eps_max, 'eps_min': 0.1}))
+    lines = [json.dumps({'loss': 0.0, 'reward': 1.0, 'global_step/max_steps': f'{i + 1}/{len(steps)}',
+                         'awpo/gate_open_frac': g, 'awpo/w_mix_mean': w, 'awpo/clip_eps': c})
+             for i, (g, w, c) in enumerate(steps)]
+    lines.insert(0, json.dumps({'train_runtime': 1.0}))                  # a line without AWPO metrics
+    text = '\n'.join(lines) + '\n' + ('{"awpo/gate_open' if torn else '')
+    (tmp_path / 'logging.jsonl').write_text(text)
+    return tmp_path
+
+
+def test_check_awpo_active_needs_all_three_at_one_step(tmp_path, capsys):
+    from eval import check_awpo_active as chk
+    # each condition met at some step, never all three at once -> fail
+    run = _run_dir(tmp_path, [(0.0, 0.0, 0.2), (1.0, 0.0, 0.2), (1.0, 0.5, 0.2), (0.0, 0.0, 0.15)], torn=True)
+    assert chk.main([str(run)]) == 1
+    assert 'FAIL' in capsys.readouterr().err
+    run = _run_dir(tmp_path, [(0.0, 0.0, 0.2), (0.5, 0.3, 0.17)])
+    assert chk.main([str(run)]) == 0
+    assert 'OK: step 2/2' in capsys.readouterr().out
+    run = _run_dir(tmp_path, [(0.5, 0.3, 0.17)], eps_max=0.17)          # clip must be strictly below eps_max
+    assert chk.main([str(run)]) == 1
+    run = _run_dir(tmp_path, [(float('nan'), 0.3, 0.1)])
+    assert chk.main([str(run)]) == 1
+
+
+def test_check_awpo_active_missing_run_is_an_error(tmp_path, capsys):
+    from eval import check_awpo_active as chk
+    assert chk.main([str(tmp_path)]) == 2
+    assert 'cannot read the run' in capsys.readouterr().err
