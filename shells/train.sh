@@ -64,8 +64,11 @@ else
   mem_profile_args || die "unknown MEM_PROFILE '${MEM_PROFILE}' (80g, 40g or 24g)"
   NNODES=${NNODES:-1}
   WORLD=$((GPUS_PER_NODE * NNODES))
-  # Thinking mode stated explicitly (common.sh, THINKING): the same for rollouts, SFT and evaluation.
-  MODEL_ARGS=(--torch_dtype bfloat16 --enable_thinking "$THINKING")
+  # Thinking mode stated explicitly (common.sh, THINKING): the same for rollouts, SFT and evaluation. In
+  # training mode ms-swift would also put an empty <think></think> in front of every earlier assistant turn
+  # (add_non_thinking_prefix), which neither the rollout nor the served prompt has: off, so the trained
+  # sequence is the served prompt + the target (tests/test_thinking_templates.py).
+  MODEL_ARGS=(--torch_dtype bfloat16 --enable_thinking "$THINKING" --add_non_thinking_prefix false)
   INFRA_ARGS=(--deepspeed "$DEEPSPEED" --dataloader_num_workers 4 --dataset_num_proc 8 --report_to tensorboard)
   LAUNCH_ENV=(NPROC_PER_NODE="$GPUS_PER_NODE")
   if [ "$NNODES" -gt 1 ]; then

@@ -428,6 +428,7 @@ def test_thinking_mode_is_explicit_and_the_same_in_training_rollout_and_evaluati
         model = j['meta'].get('model')
         if model in THINKING and j['sub'] in ('rlhf', 'sft'):
             assert j['args']['enable_thinking'] is THINKING[model], j['label']
+            assert j['args']['add_non_thinking_prefix'] is False, j['label']
     [roll] = [j for j in parsed['jobs'] if j['sub'] == 'rollout' and 'smoke' not in j['meta']]
     assert roll['args']['enable_thinking'] is True                        # qwen3-8b
     cmds = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2').stdout)

@@ -64,6 +64,14 @@ for line in open(rows_path):
             enc = tpl.encode({'messages': row['messages'], 'tools': row['tools']})
             rec[f'{tname}/{think}/{mode}'] = proc.decode(enc['input_ids'])
         rec[f'{tname}/{think}/ids'] = enc['input_ids'][-8:]
+    # The SFT row of this instance, encoded for training: only the target differs from the served prompt?
+    sft = {'messages': row['messages'] + [{'role': 'assistant', 'content': '<think>\nwhy\n</think>\n\nok'}],
+           'tools': row['tools']}
+    for anp in (True, False):
+        tpl = get_template(proc, template_type='qwen3', agent_template='hermes', enable_thinking=True,
+                           max_length=8192, truncation_strategy='raise', add_non_thinking_prefix=anp)
+        tpl.set_mode('train')
+        rec[f'train/anp={anp}'] = proc.decode(tpl.encode(sft)['input_ids'])
     msgs = openai_messages(row['messages'])
     for think in (True, False, None):
         kw = {} if think is None else {'enable_thinking': think}
@@ -132,3 +140,14 @@ def test_non_thinking_backbone_prompt_has_no_think_block(rendered):
         assert text.endswith('<|im_start|>assistant\n') and '<think>' not in text
         # same conversation and tools as the hybrid rendering, only without a thinking switch
         assert text == rec['hf/True']
+
+
+def test_training_sequence_is_the_served_prompt_plus_the_target(rendered):
+    """With --add_non_thinking_prefix false (train.sh), ms-swift's training encoding of a multi-step row starts
+    with exactly the served prompt; ms-swift's default would insert empty think blocks into the history."""
+    multi = [rec for rec in rendered['rows'] if rec['hf/True'].count('<|im_start|>assistant') > 1]
+    assert multi
+    for rec in rendered['rows']:
+        assert rec['train/anp=False'] == rec['hf/True'] + '<think>\nwhy\n</think>\n\nok<|im_end|>\n'
+    for rec in multi:
+        assert not rec['train/anp=True'].startswith(rec['hf/True'])
