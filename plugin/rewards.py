@@ -12,14 +12,15 @@ plain text answer. Decisions taken where the paper is silent are listed in the R
 
 The completion is hostile input (the policy is optimised against this code): nothing here raises on it.
 Any text that cannot be read as calls is *unparseable* (S_format = S_exec = 0), and the work done on one
-completion is bounded (:data:`MAX_TOOL_CALLS` blocks, JSON numbers of at most :data:`MAX_NUMBER_CHARS`
-characters, nesting as deep as Python's recursion limit lets ``json`` go).
+completion is bounded (at most :data:`MAX_COMPLETION_CHARS` characters and :data:`MAX_TOOL_CALLS` blocks
+are read, JSON integers of at most :data:`MAX_NUMBER_CHARS` digits, nesting as deep as Python's
+recursion limit lets ``json`` go): a few milliseconds per completion at worst.
 """
 from __future__ import annotations
 
 import json
-import math
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
@@ -32,12 +33,18 @@ from plugin.config import NAME_MATCH_MODES  # 'multiset' (default, hedge-proof) 
 THINK_OPEN, THINK_CLOSE = '<think>', '</think>'
 CALL_OPEN, CALL_CLOSE = '<tool_call>', '</tool_call>'
 _TAG_RE = re.compile(r'</?tool_call>')
+# A longer completion is unparseable without being read: ~50k tokens, 50x the recipes' 1024-token budget.
+# The worst text just under it (100k small JSON numbers) takes ~10-20 ms (shared 2-core box), 1 MB ~70 ms.
+MAX_COMPLETION_CHARS = 200_000
 # A completion with more tool_call blocks than this is unparseable: no training target has that many
 # calls (the recipes' 1024-token budget holds ~60 short ones), and it bounds the work per completion.
 MAX_TOOL_CALLS = 64
-# Longest JSON number literal read (Python's own int <-> str limit is 4300 digits; floats get the same cap).
+# Longest JSON integer literal read (Python's own default int <-> str limit; kept if a process lifts it).
 MAX_NUMBER_CHARS = 4300
-_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
+# A float literal can overflow to inf only with a 3-digit exponent or 309+ digits before it: both are
+# looked for (linear scans) before the parsed value is checked.
+_MAY_OVERFLOW = re.compile(r'[eE][-+]?\d\d\d')
+_LONG_RUN = re.compile(r'(?<!\d)\d{309}')
 
 
 @dataclass
@@ -55,17 +62,8 @@ def _reject_constant(name: str):
     raise ValueError(f'{name} is not JSON')
 
 
-def _finite_float(s: str) -> float:
-    if len(s) > MAX_NUMBER_CHARS:
-        raise ValueError(f'a number of {len(s)} characters')
-    x = float(s)
-    if not math.isfinite(x):
-        raise ValueError(f'{s[:40]} overflows a double')
-    return x
-
-
 def _bounded_int(s: str) -> int:
-    if len(s) > MAX_NUMBER_CHARS:  # also when the process lifted Python's own int-string limit
+    if len(s) > MAX_NUMBER_CHARS:
         raise ValueError(f'an integer of {len(s)} digits')
     return int(s)
 
@@ -73,16 +71,21 @@ def _bounded_int(s: str) -> int:
 def loads_json(text: str) -> Any:
     """``json.loads`` for text a model (or a data file) wrote; *every* failure is a ``ValueError``.
 
-    Strict JSON (RFC 8259): ``NaN`` / ``Infinity`` literals, numbers that overflow a double, number
-    literals longer than :data:`MAX_NUMBER_CHARS` and lone UTF-16 surrogates (raw or ``\\udXXX``
-    escapes, which could not be sent on as UTF-8) are refused; nesting deeper than the interpreter's
-    recursion limit (``RecursionError``) is "nested too deeply", not a crash.
+    Strict JSON (RFC 8259) that can be written back: ``NaN`` / ``Infinity`` literals, numbers that
+    overflow a double (``1e400``), integers longer than :data:`MAX_NUMBER_CHARS` digits and lone UTF-16
+    surrogates (raw or ``\\udXXX`` escapes: not UTF-8) are refused; nesting deeper than the interpreter's
+    recursion limit (``RecursionError``) is "nested too deeply", not a crash. No per-number Python
+    callback (they cost ~0.3 us a number): the result is re-encoded (``json.dumps(allow_nan=False)``, UTF-8)
+    only when the text holds a literal that can overflow or a surrogate escape.
     """
+    limit = sys.get_int_max_str_digits() if hasattr(sys, 'get_int_max_str_digits') else 0
+    # Python refuses long int literals itself (4300 digits by default); check by hand only if that is off
+    careful = {} if 0 < limit <= MAX_NUMBER_CHARS else {'parse_int': _bounded_int}
     try:
         text.encode('utf-8')  # a raw lone surrogate: UnicodeEncodeError
-        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
-        if _SURROGATE_ESCAPE.search(text):  # rare: check the decoded strings are real characters
-            json.dumps(obj, ensure_ascii=False).encode('utf-8')
+        obj = json.loads(text, parse_constant=_reject_constant, **careful)
+        if _MAY_OVERFLOW.search(text) or _LONG_RUN.search(text) or '\\ud' in text or '\\uD' in text:
+            json.dumps(obj, ensure_ascii=False, allow_nan=False).encode('utf-8')  # inf; escaped surrogates
     except json.JSONDecodeError as e:
         raise ValueError(f'not valid JSON ({e.msg} at char {e.pos})') from None
     except UnicodeEncodeError:
@@ -167,12 +170,15 @@ def parse_completion(text: str) -> ParsedCompletion:
 
     ``calls`` is None (unparseable: S_exec = 0) when the think block is unclosed, a tool_call block is
     unclosed / stray or does not hold a valid call object (see :func:`loads_json`), there are more than
-    :data:`MAX_TOOL_CALLS` blocks, or the text answer is empty. Never raises on a str. Layout errors
+    :data:`MAX_TOOL_CALLS` blocks, the text is longer than :data:`MAX_COMPLETION_CHARS`, or the text
+    answer is empty. Never raises on a str. Layout errors
     that leave every call readable (text between or after blocks, text before ``<think>``, repeated think
     tags) only fail the format.
     """
     if not isinstance(text, str):
         raise TypeError(f'completion must be str, got {type(text).__name__}')
+    if len(text) > MAX_COMPLETION_CHARS:
+        return ParsedCompletion('', None, '', False, f'longer than {MAX_COMPLETION_CHARS} characters')
     errors = []
     reasoning, rest, has_think = '', text, False
     n_open, n_close = text.count(THINK_OPEN), text.count(THINK_CLOSE)
@@ -325,6 +331,9 @@ def pair_calls(pred: list, gold: list) -> list:
     for name, gi in gold_by_name.items():
         pj = by_name.get(name)
         if not pj:
+            continue
+        if len(gi) == len(pj) == 1:  # one call of this name on each side: the only one-to-one pairing
+            pairing[gi[0]] = pj[0]
             continue
         score = np.array([[_pair_score(gold[i], pred[j]) for j in pj] for i in gi], dtype=float)
         rows, cols = linear_sum_assignment(score, maximize=True)

@@ -214,9 +214,9 @@ def test_public_exec_score_treats_a_malformed_predicted_call_as_no_call():
     ('[' * 100_000, 'nested too deeply'),
     ('{"name": "f", "arguments": {"a": NaN}}', 'NaN is not JSON'),
     ('{"name": "f", "arguments": {"a": -Infinity}}', 'Infinity is not JSON'),
-    ('{"name": "f", "arguments": {"a": 1e400}}', 'overflows'),
+    ('{"name": "f", "arguments": {"a": 1e400}}', 'Out of range float'),
+    ('{"name": "f", "arguments": {"a": ' + '7' * 400 + '.5}}', 'Out of range float'),
     ('{"name": "f", "arguments": {"a": ' + '7' * 5000 + '}}', '5000 digits'),
-    ('{"name": "f", "arguments": {"a": 0.' + '7' * 5000 + '}}', 'characters'),
     ('{"name": "f\\ud800", "arguments": {}}', 'surrogate'),  # a JSON escape of a lone surrogate
     ('{"name": "f\ud800", "arguments": {}}', 'surrogate'),  # the raw code point
     ('{"name": "f", "arguments": "' + '[' * 5000 + '"}', 'nested too deeply'),
@@ -233,9 +233,22 @@ def test_hostile_call_text_is_unparseable_not_a_crash(body, why):
 def test_loads_json_raises_only_value_error_and_keeps_valid_json():
     assert loads_json('{"a": [1, 2.5, "\\ud83d\\ude00", null, true]}') == {'a': [1, 2.5, '\U0001F600', None, True]}
     assert loads_json('1' * 4300) == int('1' * 4300)
+    assert loads_json('0.' + '7' * 10_000) == pytest.approx(0.7777777)  # long but finite: fine
     for bad in ('[' * 10 ** 5, 'NaN', '{"a": Infinity}', '1e999', '"\\udfff"', '{"a"', '\x00'):
         with pytest.raises(ValueError, match='not valid JSON'):
             loads_json(bad)
+
+
+def test_long_integers_are_refused_even_when_the_process_lifted_pythons_limit():
+    import sys
+    text = '<tool_call>\n{"name": "f", "arguments": {"a": ' + '7' * 50_000 + '}}\n</tool_call>'
+    old = sys.get_int_max_str_digits()
+    try:
+        sys.set_int_max_str_digits(0)  # unlimited: int() of 50k digits would be slow (quadratic)
+        p = parse_completion(text)
+        assert p.calls is None and 'an integer of 50000 digits' in p.error
+    finally:
+        sys.set_int_max_str_digits(old)
 
 
 def test_more_than_max_tool_call_blocks_is_unparseable():
