@@ -556,3 +556,39 @@ def test_orm_inputs_other_than_plain_text(swift_funcs, caplog):
         assert orm(['hi', 'ho'], other=[1, 2]) == [None, None]  # no ground_truth column at all
     assert any('not text' in m for m in caplog.messages)
     assert any('no "ground_truth" column' in m for m in caplog.messages)
+
+
+def test_orm_name_match_follows_the_config(swift_funcs, monkeypatch):
+    """``reward_name_match`` (``AWPO_REWARD_NAME_MATCH``): multiset by default, the paper's set on request."""
+    import os
+    for k in [k for k in os.environ if k.startswith('AWPO_')]:
+        monkeypatch.delenv(k)
+    gold = json.dumps([call('search', q='paris', n=5)])
+    twice = render_tool_calls([call('search', q='paris', n=5)] * 2)
+    # format 1 + exec (1/2 + 1 + 2) / 4
+    assert swift_funcs.AWPOOutcome()([twice], ground_truth=[gold]) == [pytest.approx(1 + 3.5 / 4)]
+    assert swift_funcs.AWPOExec()([twice], ground_truth=[gold]) == [pytest.approx(3.5 / 4)]
+    monkeypatch.setenv('AWPO_REWARD_NAME_MATCH', 'set')
+    assert swift_funcs.AWPOOutcome()([twice], ground_truth=[gold]) == [2.0]
+    monkeypatch.setenv('AWPO_REWARD_NAME_MATCH', 'sets')
+    with pytest.raises(ValueError, match='reward_name_match'):
+        swift_funcs.AWPOOutcome()
+
+
+def test_orm_content_parts_that_are_not_text_are_ignored(swift_funcs):
+    parts = [{'type': 'text', 'text': 5}, {'type': 'text', 'text': None}, {'type': 'text', 'text': 'Paris.'}]
+    assert swift_funcs.AWPOOutcome()([parts], ground_truth=['[]']) == [2.0]
+    msgs = [[{'role': 'assistant', 'content': 'Paris.', 'reasoning_content': ['not', 'text']}]]
+    assert swift_funcs.AWPOOutcome()(['Paris.'], ground_truth=['[]'], messages=msgs) == [2.0]
+
+
+def test_orm_scores_an_internal_parser_failure_as_unparseable(swift_funcs, monkeypatch, caplog):
+    """Defence in depth: should the parser ever raise on some text (a bug), that completion scores 0 with one
+    warning instead of ending the training step. (Fault injected: the parser is replaced by one that raises.)"""
+    def broken_parser(text):
+        raise RecursionError('simulated parser bug')
+    monkeypatch.setattr(swift_funcs, 'parse_completion', broken_parser)
+    with caplog.at_level('WARNING', logger='awpo'):
+        assert swift_funcs.AWPOOutcome()(['a', 'b'], ground_truth=['[]', '[]']) == [0.0, 0.0]
+        assert swift_funcs.AWPOFormat()(['a']) == [0.0]
+    assert sum('RecursionError' in m and 'unparseable' in m for m in caplog.messages) == 2  # once per ORM
