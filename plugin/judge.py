@@ -186,17 +186,28 @@ def split_history(history: Sequence[dict]) -> tuple[str, str]:
     return '\n'.join(context), '\n'.join(outputs)
 
 
+ACTION_CHARS = 6000  # the candidate's action (answer, or raw text when unparseable) is cut to this length
+
+
 def judge_input(sample: JudgeSample) -> JudgeInput:
-    """Extract what the judge reads from one sample (reasoning via the outcome reward's own parser)."""
-    parsed = parse_completion(sample.completion)
-    if parsed.calls:
-        action = render_tool_calls(parsed.calls)
-    elif parsed.calls == []:
-        action = parsed.answer
-    else:
-        action = sample.completion  # unparseable: show the judge the raw text (fenced like the rest)
+    """Extract what the judge reads from one sample (reasoning via the outcome reward's own parser). Model
+    text is hostile input: if the parser fails on it anyway, the judge sees the raw text (fenced)."""
+    # Unparseable: the judge sees the raw text (fenced like the rest).
+    reasoning, action = '', sample.completion if isinstance(sample.completion, str) else str(sample.completion)
+    try:
+        parsed = parse_completion(sample.completion)
+    except Exception:  # noqa: BLE001 - e.g. RecursionError on deep nesting: never raise on model output
+        parsed = None
+    if parsed is not None:
+        reasoning = parsed.reasoning
+        if parsed.calls:
+            action = render_tool_calls(parsed.calls)
+        elif parsed.calls == []:
+            action = parsed.answer
+    if len(action) > ACTION_CHARS:  # the action (answer or raw text) is bounded like the reasoning
+        action = action[:ACTION_CHARS] + f' [... cut: {len(action)} characters in all]'
     context, outputs = split_history(sample.history)
-    return JudgeInput(candidate_reasoning=parsed.reasoning, candidate_action=action,
+    return JudgeInput(candidate_reasoning=reasoning, candidate_action=action,
                       reference_rationale=sample.reference_rationale or '',
                       ground_truth=_as_json_text(sample.ground_truth), tools=_as_json_text(sample.tools),
                       dialogue_context=context, tool_outputs=outputs)
@@ -513,10 +524,17 @@ class RubricJudge(BaseJudge):
     async def _score(self, samples: Sequence[JudgeSample]) -> List[Verdict]:
         out = []
         for s in samples:
-            reasoning = parse_completion(s.completion).reasoning
+            try:
+                reasoning = parse_completion(s.completion).reasoning
+                score = rubric_score(s.completion, s.ground_truth, s.reference_rationale, s.tools,
+                                     self.cfg.reasoning_budget_chars)
+            except Exception as e:  # noqa: BLE001 - model text must never crash training: no score instead
+                self._once('rubric_error', logging.WARNING, '[AWPO judge] rubric could not read a completion '
+                           '(%s): no score for it', type(e).__name__)
+                out.append(Verdict(None, 'unparseable'))
+                continue
             _, cut = cut_reasoning(reasoning, self.cfg.reasoning_budget_chars)
-            out.append(Verdict(rubric_score(s.completion, s.ground_truth, s.reference_rationale, s.tools,
-                                            self.cfg.reasoning_budget_chars), 'ok', cut, len(reasoning)))
+            out.append(Verdict(score, 'ok', cut, len(reasoning)))
         return out
 
 

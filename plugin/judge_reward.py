@@ -11,16 +11,23 @@ inside a fresh ``asyncio.run``. kwargs carry the dataset columns this reward rea
 
 Returns one ``float | None`` per completion: ``None`` (NaN in the reward matrix) when the judge gave no
 score — never 0. The settings come from ``AWPOConfig.load().judge`` (file ``$AWPO_CONFIG`` + ``AWPO_JUDGE_*``).
+
+Overlap (issue 12, ``judge.overlap``): when the AWPO trainer sets ``defer = True``, a call starts the batch on
+the judge's own loop and returns placeholders (``None``) at once; the trainer computes the outcome rewards and
+the old/ref log-prob pass meanwhile and calls :meth:`AWPOJudge.collect` inside ``_compute_advantages``, which
+waits for the scores and writes them into the reward matrix before anything reads that column. Stock GRPO never
+sets ``defer``: there the call waits for its scores as usual.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import logging
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from swift.rewards import AsyncORM
 
 from .config import AWPOConfig
-from .judge import BaseJudge, JudgeSample, make_judge
+from .judge import BaseJudge, JudgeSample, make_judge, redact
 
 logger = logging.getLogger('awpo.judge')
 
@@ -63,6 +70,8 @@ class AWPOJudge(AsyncORM):
         self.config = AWPOConfig.load().judge
         self.judge: BaseJudge = make_judge(self.config)
         self.judge.health_check()  # raises JudgeUnreachable unless judge.tolerate_unreachable
+        self.defer = False  # set by the AWPO trainer when judge.overlap applies
+        self._pending: List[Tuple[int, concurrent.futures.Future]] = []
 
     @property
     def last_missing_share(self) -> float:
@@ -70,11 +79,31 @@ class AWPOJudge(AsyncORM):
 
     async def __call__(self, completions: List[str], **kwargs) -> List[Optional[float]]:
         samples = build_samples(list(completions), kwargs)  # a dataset without the columns is a clear error
+        if self.defer:
+            self._pending.append((len(samples), self.judge.submit(samples)))
+            return [None] * len(samples)  # placeholders: filled in by collect() before the column is read
         try:
             verdicts = await self.judge.score(samples)
         except Exception as e:  # noqa: BLE001 - training never crashes because the judge did
-            logger.error('[AWPO judge] judging failed (%s: %s): no judge score for this batch of %d',
-                         type(e).__name__, str(e)[:200].replace(self.config.api_key() or '\0', '***'), len(samples))
-            self.judge.last_missing_share = 1.0
-            return [None] * len(samples)
+            return self._failed(e, len(samples))
         return [v.score for v in verdicts]
+
+    def collect(self) -> Optional[List[Optional[float]]]:
+        """Wait for every deferred batch (in call order) and return their scores; None if nothing is pending."""
+        if not self._pending:
+            return None
+        pending, self._pending = self._pending, []
+        scores: List[Optional[float]] = []
+        for n, fut in pending:
+            try:  # the judge's own batch_deadline bounds this; the margin only guards against a wedged loop
+                scores += [v.score for v in fut.result(timeout=self.config.batch_deadline + 60)]
+            except Exception as e:  # noqa: BLE001 - training never crashes because the judge did
+                fut.cancel()
+                scores += self._failed(e, n)
+        return scores
+
+    def _failed(self, e: BaseException, n: int) -> List[None]:
+        logger.error('[AWPO judge] judging failed (%s: %s): no judge score for this batch of %d',
+                     type(e).__name__, redact(str(e))[:200], n)
+        self.judge.last_missing_share = 1.0
+        return [None] * n

@@ -6,12 +6,22 @@ The maths lives in :mod:`plugin.awpo_core`; this module only
   2. calls :func:`awpo_advantages`,
   3. sets ``epsilon_low`` / ``epsilon_high`` (which GRPO's loss reads at every call) for the training
      batch just produced, never during evaluation,
-  4. logs ``awpo/*`` metrics into the trainer's metrics, and the radius the loss actually applied.
+  4. logs ``awpo/*`` metrics into the trainer's metrics, and the radius the loss actually applied,
+  5. hides the judge's latency (``judge.overlap``, issue 12): ms-swift scores the completions
+     (``_score_completions``), then runs the old/ref log-prob pass (``_prepare_batch_inputs``), then the
+     advantages (``_compute_advantages``). The judge reward is told to defer: its requests start when ms-swift
+     calls it and return placeholders; the log-prob pass runs while they are in flight, and
+     ``_compute_advantages`` waits for them and writes the judge column into the reward matrix before
+     anything reads it (AWPO's rewards, ms-swift's reward metrics and completion logs). Off with more than
+     one process (the matrix is gathered across ranks before the column exists) and with --dynamic_sample
+     (it reads the rewards before the log-prob pass).
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from typing import Any, Dict, List
 
 import torch
@@ -75,6 +85,51 @@ class AWPOGRPOTrainer(GRPOTrainer):
             path = cfg.save(self.args.output_dir)
             logger.warning('[AWPO] config written to %s', path)
         self.epsilon_low = self.epsilon_high = cfg.eps_max  # until the first batch sets Eq. 29's radius
+        self._awpo_deferred = self._awpo_setup_overlap(funcs, mask)
+
+    # ------------------------------------------------------------------ judge latency behind the step
+    def _awpo_setup_overlap(self, funcs, mask) -> List[tuple]:
+        """[(column, judge reward)] whose scores arrive after the log-prob pass (see the module docstring)."""
+        judges = [(j, f) for j, (f, m) in enumerate(zip(funcs, mask)) if m and hasattr(f, 'collect')]
+        if not judges or not self.awpo_config.judge.overlap:
+            return []
+        why = None
+        if self.accelerator.num_processes > 1:
+            why = 'more than one process (the reward matrix is gathered across ranks before the judge column exists)'
+        elif getattr(self.args, 'dynamic_sample', False):
+            why = '--dynamic_sample reads the rewards before the log-prob pass'
+        if why:
+            logger.warning('[AWPO] judge.overlap is off: %s; the judge is waited for inside the reward call', why)
+            return []
+        for _, f in judges:
+            f.defer = True
+        logger.warning('[AWPO] judge.overlap: judge requests run during the old/ref log-prob pass; the advantage '
+                       'waits for them (awpo/judge_wait_s)')
+        return judges
+
+    def _awpo_fill_judge(self, rewards_per_func: torch.Tensor, mode: str) -> None:
+        """Wait for the deferred judge scores and write them into their columns (NaN = no score)."""
+        if not self._awpo_deferred:
+            return
+        t0 = time.perf_counter()
+        for j, f in self._awpo_deferred:
+            scores = f.collect()
+            if scores is None:
+                continue
+            if len(scores) != rewards_per_func.shape[0]:  # cannot be matched to rows: no judge score at all
+                logger.error('[AWPO] judge column: %d scores for %d rows: judge scores dropped for this batch',
+                             len(scores), rewards_per_func.shape[0])
+                scores = [None] * rewards_per_func.shape[0]
+            rewards_per_func[:, j] = torch.tensor([math.nan if x is None else float(x) for x in scores],
+                                                  dtype=rewards_per_func.dtype, device=rewards_per_func.device)
+        self._metrics[mode]['awpo/judge_wait_s'].append(time.perf_counter() - t0)
+
+    def _prepare_batch_inputs(self, samples):
+        # The old/ref log-prob pass (what the judge hides behind): timed for the step-time benchmark.
+        t0 = time.perf_counter()
+        out = super()._prepare_batch_inputs(samples)
+        self._metrics['train' if self.model.training else 'eval']['awpo/logp_pass_s'].append(time.perf_counter() - t0)
+        return out
 
     # ------------------------------------------------------------------ Eq. 20: split the reward matrix
     def _awpo_rewards(self, rewards_per_func: torch.Tensor):
@@ -99,6 +154,7 @@ class AWPOGRPOTrainer(GRPOTrainer):
             raise RuntimeError('AWPO needs num_generations completions per prompt, contiguous; this multi-turn '
                                'scheduler splits trajectories into a variable number of samples.')
         K = self.num_generations if mode == 'train' else self.num_generations_eval
+        self._awpo_fill_judge(rewards_per_func, mode)
         r_out, r_mix = self._awpo_rewards(rewards_per_func)
         res = awpo_advantages(r_out, r_mix, K, self.awpo_config)
         if mode == 'train':  # the radius of the training batch just produced (Eq. 29); never set in eval

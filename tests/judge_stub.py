@@ -7,12 +7,17 @@ client talks to it. Behaviour is scriptable (and can be changed while it runs: `
     fail          HTTP 500
     429           HTTP 429 with ``Retry-After: <retry_after>`` seconds
     401           HTTP 401 whose error message quotes the Authorization header (as careless servers do)
+    500auth       HTTP 500 whose error message quotes the Authorization header
+    content       reply ``{"score": t}``, t one of the six tiers chosen by a hash of the user message
+                  (deterministic per request content, different across completions)
     garbage       reply text that is not JSON
     out_of_range  reply ``{"score": 1.7}``
     echo          reply content = the request's user message (a judge that parrots its input)
     hang          sleep ``hang`` seconds before answering (for client timeouts)
 
-``latency`` seconds are added before every answer; ``fail_first=N`` answers the first N chat requests with
+``dialects`` (default all): the ``response_format`` types the stub accepts (``json_schema``, ``json_object``,
+``none`` = no response_format); any other gets HTTP 500 with a validation error naming ``response_format``, as
+llama-cpp-python's server answers ``json_schema``. ``latency`` seconds are added before every answer; ``fail_first=N`` answers the first N chat requests with
 500 before following ``mode``. Every chat request body is recorded in ``stub.requests`` (parsed JSON).
 
 In-process::
@@ -31,6 +36,7 @@ As a process (for end-to-end runs that kill it mid-run)::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import signal
 import sys
@@ -39,7 +45,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, List, Optional
 
-MODES = ('ok', 'fail', '429', '401', 'garbage', 'out_of_range', 'echo', 'hang')
+MODES = ('ok', 'fail', '429', '401', '500auth', 'garbage', 'out_of_range', 'echo', 'hang', 'content')
+DIALECTS = ('json_schema', 'json_object', 'none')
+TIERS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
 class _Server(ThreadingHTTPServer):
@@ -92,14 +100,21 @@ class _Handler(BaseHTTPRequestHandler):
         mode = s.mode
         if s.latency:
             time.sleep(s.latency)
+        rf = body.get('response_format')
+        kind = rf.get('type') if isinstance(rf, dict) else 'none'
+        if kind not in s.dialects:
+            return self._send(500, {'error': {'message': f"1 validation error: ('body', 'response_format', 'type') "
+                                                         f"Input should be {' or '.join(s.dialects)}, got {kind!r}",
+                                              'type': 'internal_server_error'}})
         if n <= s.fail_first or mode == 'fail':
             return self._send(500, {'error': {'message': 'stub: internal error', 'type': 'server_error'}})
         if mode == '429':
             return self._send(429, {'error': {'message': 'stub: rate limited', 'type': 'rate_limit'}},
                               {'Retry-After': str(s.retry_after)})
-        if mode == '401':
+        if mode in ('401', '500auth'):
             auth = self.headers.get('Authorization', '')
-            return self._send(401, {'error': {'message': f'stub: invalid key in {auth!r}', 'type': 'auth'}})
+            return self._send(401 if mode == '401' else 500,
+                              {'error': {'message': f'stub: invalid key in {auth!r}', 'type': 'auth'}})
         if mode == 'hang':
             time.sleep(s.hang)
         if s.reply is not None:
@@ -108,6 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
             content = 'The candidate seems fine, I would say about eight out of ten.'
         elif mode == 'out_of_range':
             content = '{"score": 1.7}'
+        elif mode == 'content':
+            users = [str(m.get('content', '')) for m in body.get('messages', []) if m.get('role') == 'user']
+            digest = hashlib.sha256(''.join(users).encode()).digest()
+            content = json.dumps({'score': TIERS[digest[0] % len(TIERS)]})
         elif mode == 'echo':
             users = [m.get('content', '') for m in body.get('messages', []) if m.get('role') == 'user']
             content = users[-1] if users else json.dumps(body)
@@ -130,9 +149,10 @@ class JudgeStub:
 
     def __init__(self, mode: str = 'ok', latency: float = 0.0, score: float = 0.9, port: int = 0,
                  retry_after: float = 1, fail_first: int = 0, hang: float = 30.0, model: str = 'judge-stub',
-                 reply: Optional[Callable[[dict], str]] = None):
+                 reply: Optional[Callable[[dict], str]] = None, dialects=DIALECTS):
         if mode not in MODES:
             raise ValueError(f'judge stub: unknown mode {mode!r} (modes: {", ".join(MODES)})')
+        self.dialects = tuple(dialects)
         self.mode, self.latency, self.score, self.retry_after = mode, latency, score, retry_after
         self.fail_first, self.hang, self.model, self.reply = fail_first, hang, model, reply
         self.requests: List[dict] = []
@@ -178,9 +198,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--retry-after', type=float, default=1)
     p.add_argument('--fail-first', type=int, default=0)
     p.add_argument('--model', default='judge-stub')
+    p.add_argument('--dialects', default=','.join(DIALECTS), help='accepted response_format types')
     a = p.parse_args(argv)
     stub = JudgeStub(mode=a.mode, latency=a.latency, score=a.score, port=a.port, retry_after=a.retry_after,
-                     fail_first=a.fail_first, model=a.model)
+                     fail_first=a.fail_first, model=a.model, dialects=a.dialects.split(','))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
