@@ -34,7 +34,8 @@ THINK_OPEN, THINK_CLOSE = '<think>', '</think>'
 CALL_OPEN, CALL_CLOSE = '<tool_call>', '</tool_call>'
 _TAG_RE = re.compile(r'</?tool_call>')
 # A longer completion is unparseable without being read: ~50k tokens, 50x the recipes' 1024-token budget.
-# The worst text just under it (100k small JSON numbers) takes ~10-20 ms (shared 2-core box), 1 MB ~70 ms.
+# The worst text just under it (100k small JSON numbers) takes ~10-20 ms (shared 2-core box); 1 MB of JSON
+# would take ~70-100 ms.
 MAX_COMPLETION_CHARS = 200_000
 # A completion with more tool_call blocks than this is unparseable: no training target has that many
 # calls (the recipes' 1024-token budget holds ~60 short ones), and it bounds the work per completion.
