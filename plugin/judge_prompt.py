@@ -181,7 +181,7 @@ def parse_reply(text: Optional[str], snap: bool = True) -> tuple[Optional[float]
         body = m.group(1).strip()
     try:
         obj = json.loads(body)
-    except (json.JSONDecodeError, ValueError):
+    except (ValueError, RecursionError):  # a reply nested past the recursion limit is malformed too
         return None, 'malformed_reply'
     if not _VALIDATOR.is_valid(obj):
         return None, 'schema_mismatch'

@@ -215,3 +215,13 @@ def test_judge_input_path_does_not_raise_on_degenerate_outputs():
         assert isinstance(inp.candidate_reasoning, str) and isinstance(inp.candidate_action, str), name
         s = rubric_score(text, GOLDS[1], 'r', '[]', 6000)
         assert 0.0 <= s <= 1.0, name
+
+
+@pytest.mark.parametrize('reply', ['[' * 100_000, '{"score": ' * 5000, '{"score": 1e400}', '{"score": NaN}',
+                                   '\x00', '\ud800', '```json\n' + '[' * 5000 + '\n```', '<think>' + '{' * 5000])
+def test_judge_reply_parser_does_not_raise_on_hostile_replies(reply):
+    """The judge's own reply is model text too: a malformed one is 'no score', never an exception that
+    would drop the whole batch."""
+    from plugin.judge_prompt import parse_reply
+    score, why = parse_reply(reply)
+    assert score is None and why in ('malformed_reply', 'schema_mismatch', 'empty_reply'), why
