@@ -424,7 +424,10 @@ class Study:
             self.sh(cmd, f'{m}.train', env=self.train_env(), progress=progress)
         finally:
             bar.close()
-        return time.time() - t0
+        wall = time.time() - t0
+        with atomic_writer(str(self.train_out(m) / 'train_wall.json')) as f:
+            json.dump({'wall_s': round(wall, 1), 'steps': self.a.steps, 'flags': self.train_flags()}, f)
+        return wall
 
     def merge(self, m: str) -> Path:
         """The LoRA adapter merged into the warm start: a full folder both evaluations serve alike."""
@@ -460,14 +463,29 @@ class Study:
         except (FileNotFoundError, ValueError):
             return False
 
+    def trained(self, name: str) -> Optional[float]:
+        """Wall time of a finished training stage of this run (train.sh's DONE and our train_wall.json, both
+        written after ms-swift ended, for the same number of steps), else None."""
+        out = self.train_out(name)
+        try:
+            rec = json.loads((out / 'train_wall.json').read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        ok = (out / 'DONE').is_file() and rec.get('steps') == self.a.steps and rec.get('flags') == self.train_flags()
+        return float(rec['wall_s']) if ok else None
+
     def clean(self, name: str) -> None:
-        """An unfinished run is redone from scratch: remove whatever it left."""
+        """An unfinished run is redone from a clean state: what it left is removed, except a training stage
+        that had finished (the costly part; its merge and evaluations are redone)."""
         if self.dry:
             return
         with_marker = self.marker(name)
         if with_marker.exists():
             with_marker.unlink()
+        keep = self.train_out(name) if self.trained(name) is not None else None
         for p in self.run_paths(name):
+            if p == keep:
+                continue
             if p.is_dir():
                 shutil.rmtree(p)
             elif p.exists():
@@ -495,8 +513,12 @@ class Study:
                 say('evaluating the warm start (before)')
                 self.finish(name, {'model': str(self.warm), **self.evaluate(name, self.warm)})
                 continue
-            say(f'{name}: training {self.a.steps} steps')
-            wall = self.train(name)
+            wall = self.trained(name)
+            if wall is None:
+                say(f'{name}: training {self.a.steps} steps')
+                wall = self.train(name)
+            else:
+                say(f'{name}: training had finished ({wall / 60:.1f} min): kept; merging and evaluating again')
             model = self.merge(name)
             if not self.dry:
                 say(f'{name}: trained in {wall / 60:.1f} min; evaluating')

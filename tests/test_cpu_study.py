@@ -108,6 +108,20 @@ def test_resume_keeps_finished_runs_and_redoes_a_half_run(tmp_path):
     assert not awpo.exists() and not (tmp_path / 'models' / 'awpo').exists()
     assert not (tmp_path / 'heldout' / 'awpo.json').exists()
     assert (grpo / 'logging.jsonl').is_file()                               # the finished run is untouched
+    # a run killed after its training had finished keeps the training (train.sh's DONE + our wall time, same
+    # steps and flags) and redoes the merge and the evaluations; a different step count retrains
+    (grpo / 'DONE').write_text('x')
+    (grpo / 'train_wall.json').write_text(json.dumps({'wall_s': 600.0, 'steps': 20, 'flags': study.train_flags()}))
+    (tmp_path / 'models' / 'grpo').mkdir()
+    assert study.trained('grpo') == 600.0
+    study.clean('grpo')
+    assert (grpo / 'logging.jsonl').is_file() and not (tmp_path / 'models' / 'grpo').exists()
+    assert not (tmp_path / 'done' / 'grpo.json').exists()
+    other = S.Study(S.parse_args(['--study-dir', str(tmp_path), '--steps', '12']))
+    assert other.trained('grpo') is None
+    other.clean('grpo')
+    assert not grpo.exists()
+    (tmp_path / 'done' / 'grpo.json').write_text(json.dumps({'steps': 7}))
     forced = S.Study(S.parse_args(['--study-dir', str(tmp_path), '--force']))
     assert forced.pending() == ['warmstart', 'grpo', 'mixed_grpo', 'awpo']
 
