@@ -30,9 +30,10 @@ def default_dir() -> Path:
 
 def warm_start_dir(quick: bool = False) -> Path:
     """Where ``python -m plugin.warm_start`` puts the SFT'd model: ``$AWPO_WARMSTART_DIR`` or
-    ``~/.cache/awpo/SmolLM2-135M-warmstart``; ``--quick`` builds go to the same name + ``-quick``."""
-    base = Path(os.environ.get('AWPO_WARMSTART_DIR') or Path.home() / '.cache' / 'awpo' / 'SmolLM2-135M-warmstart')
-    return base.with_name(base.name + '-quick') if quick else base
+    ``~/.cache/awpo/SmolLM2-135M-warmstart``. ``quick`` is accepted for callers of ``--quick``: there is one
+    build (it fits CI), so one folder."""
+    del quick
+    return Path(os.environ.get('AWPO_WARMSTART_DIR') or Path.home() / '.cache' / 'awpo' / 'SmolLM2-135M-warmstart')
 
 
 def gguf_path() -> Path:

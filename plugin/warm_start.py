@@ -1,20 +1,21 @@
 """The warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases until it writes ``<tool_call>`` blocks.
 
-    python -m plugin.warm_start [--quick] [--force]      # (or bash shells/warm_start.sh) prints the folder last
+    python -m plugin.warm_start [--force]      # (or bash shells/warm_start.sh) prints the folder last
 
 Why: the base model never emits a tool call, so every GRPO group has the same outcome reward and AWPO has
 nothing to work on (issue 10). Steps, each skipped when already done:
 1. data   ``python -m data_prep bfcl-split --out BUILD/data``: sft / rl / heldout rows of the committed
           split (data_prep/splits/bfcl_live_warmstart.json), each with a completion manifest;
 2. SFT    ``bash shells/train.sh sft smollm2`` (the repo's SFT path: ms-swift ``swift sft``, LoRA, then
-          ``swift export --merge_lora``) on ``sft.jsonl`` for ``epochs`` passes; an interrupted run resumes
-          from its last checkpoint (saved every ``SAVE_EVERY`` steps);
+          ``swift export --merge_lora``) on ``sft.jsonl`` (``SETTINGS``); an interrupted run resumes from its
+          last checkpoint (saved every ``SAVE_EVERY`` steps);
 3. publish the merged folder is copied to a temporary folder beside the target, renamed into place, and
           only then ``warmstart.json`` (the completion marker: settings, rows, SFT wall time) is written.
 A folder without the marker (a killed build) is never used: it is rebuilt.
 
-The target is ``$AWPO_WARMSTART_DIR`` or ``~/.cache/awpo/SmolLM2-135M-warmstart`` (``-quick`` appended for
-``--quick``), outside the repository; the build area is ``<target>.build``. The folder is a full HF model
+The target is ``$AWPO_WARMSTART_DIR`` or ``~/.cache/awpo/SmolLM2-135M-warmstart``, outside the repository;
+the build area is ``<target>.build``. There is one build, short enough for CI (``--quick`` is accepted and
+builds the same thing). The folder is a full HF model
 usable with the same flags as the base SmolLM2 folder (``--model_type llama --template chatml``).
 """
 from __future__ import annotations
@@ -34,13 +35,11 @@ from plugin.smollm2 import warm_start_dir
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = 'warmstart.json'
-SAVE_EVERY = 10
-# Full build: one pass over the sft split (164 rows, 4 per step = 41 steps; ~450 prompt tokens a row, so
-# the pass fits the 15-minute budget), LoRA lr 5e-4 (train.sh's LoRA rate 1e-4 is meant for RL; one short
-# pass must move the format). Quick build (CI): 24 steps (96 rows) at 1e-3.
-SETTINGS = {'full': {'epochs': 1, 'max_steps': None, 'learning_rate': 5e-4},
-            'quick': {'epochs': 1, 'max_steps': 24, 'learning_rate': 1e-3}}
-ROWS_PER_STEP = 4  # shells/train.sh's SFT_ROWS_PER_STEP for smollm2
+SAVE_EVERY = 8
+# 24 optimiser steps of 2 rows (48 of the 164 sft rows, ~450 tokens each), LoRA (train.sh's smollm2 SFT) at
+# lr 1e-3: the target format is rigid (a one-line plan + one hermes call), so few steps at a high LoRA rate
+# teach it; 2 rows a step keep the build to a few minutes on an idle 2-core machine, so CI can build it.
+SETTINGS = {'max_steps': 24, 'rows_per_step': 2, 'learning_rate': 1e-3}
 
 
 def is_complete(folder: Path) -> bool:
@@ -54,8 +53,9 @@ def is_complete(folder: Path) -> bool:
             and any(Path(folder).glob('*.safetensors')))
 
 
-def sft_steps(rows: int, epochs: int) -> int:
-    return epochs * -(-rows // ROWS_PER_STEP)
+def sft_steps(rows: int, settings: dict = SETTINGS) -> int:
+    """Optimiser steps of the build: ``max_steps``, or fewer if the sft split runs out first (one pass)."""
+    return min(settings['max_steps'], -(-rows // settings['rows_per_step']))
 
 
 def _say(msg: str) -> None:
@@ -73,12 +73,14 @@ def build_data(data_dir: Path) -> dict:
         return {name.split('.')[0]: n for name, n in counts.items()}
 
 
-def run_sft(build: Path, sft_file: Path, steps: int, lr: float) -> Path:
+def run_sft(build: Path, sft_file: Path, steps: int, settings: dict = SETTINGS) -> Path:
     """Step 2 through shells/train.sh; returns the merged model folder it reports."""
     env = {**os.environ, 'RUNS_DIR': str(build / 'runs'), 'CPU_SFT_DATA': str(sft_file), 'CPU_STEPS': str(steps),
            'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+    # train.sh's smollm2 SFT step is 4 rows in one micro-batch; rows_per_step overrides the micro-batch.
     cmd = ['bash', str(REPO / 'shells' / 'train.sh'), 'sft', 'smollm2', '--',
-           '--learning_rate', str(lr), '--save_steps', str(SAVE_EVERY),
+           '--learning_rate', str(settings['learning_rate']), '--save_steps', str(SAVE_EVERY),
+           '--per_device_train_batch_size', str(settings['rows_per_step']), '--gradient_accumulation_steps', '1',
            '--gradient_checkpointing', 'false']  # 135M: memory is no issue, recomputation is ~25 % more time
     _say('+ ' + ' '.join(cmd) + f'  (RUNS_DIR={env["RUNS_DIR"]} CPU_SFT_DATA={sft_file} CPU_STEPS={steps})')
     subprocess.run(cmd, env=env, cwd=REPO, check=True)
@@ -103,11 +105,10 @@ def publish(merged: Path, target: Path, record: dict) -> None:
         f.write('\n')
 
 
-def build(quick: bool = False, force: bool = False, target: Optional[Path] = None) -> Path:
-    mode = 'quick' if quick else 'full'
-    target = Path(target) if target else warm_start_dir(quick=quick)
+def build(force: bool = False, target: Optional[Path] = None) -> Path:
+    target = Path(target) if target else warm_start_dir()
     if is_complete(target) and not force:
-        _say(f'{mode} warm start ready: {target}')
+        _say(f'warm start ready: {target}')
         return target
     if target.exists():
         _say(f'{target} has no completion marker ({MARKER}): rebuilding')
@@ -118,14 +119,14 @@ def build(quick: bool = False, force: bool = False, target: Optional[Path] = Non
     prepare_base()
     t0 = time.time()
     counts = build_data(build_dir / 'data')
-    cfg = SETTINGS[mode]
-    steps = min(sft_steps(counts['sft'], cfg['epochs']), cfg['max_steps'] or 10**9)
-    _say(f'{mode} build: SFT on {counts["sft"]} rows, {steps} steps of '
-         f'{ROWS_PER_STEP} rows, LoRA lr {cfg["learning_rate"]} -> {target}')
+    cfg = SETTINGS
+    steps = sft_steps(counts['sft'], cfg)
+    _say(f'build: SFT, {steps} steps of {cfg["rows_per_step"]} rows of the {counts["sft"]}-row sft split, '
+         f'LoRA lr {cfg["learning_rate"]} -> {target}')
     t_sft = time.time()
-    merged = run_sft(build_dir, build_dir / 'data' / 'sft.jsonl', steps, cfg['learning_rate'])
+    merged = run_sft(build_dir, build_dir / 'data' / 'sft.jsonl', steps, cfg)
     sft_s = time.time() - t_sft
-    record = {'complete': True, 'mode': mode, 'base': str(prepare_base()), 'sft_rows': counts['sft'],
+    record = {'complete': True, 'base': str(prepare_base()), 'sft_rows': counts['sft'],
               'sft_steps': steps, **cfg, 'sft_wall_s': round(sft_s, 1), 'build_wall_s': round(time.time() - t0, 1),
               'data': str(build_dir / 'data'), 'split': 'data_prep/splits/bfcl_live_warmstart.json',
               'finished': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
@@ -137,11 +138,11 @@ def build(quick: bool = False, force: bool = False, target: Optional[Path] = Non
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog='python -m plugin.warm_start', description=__doc__.split('\n\n')[0])
-    p.add_argument('--quick', action='store_true', help='the short CI build (one pass), in its own folder')
+    p.add_argument('--quick', action='store_true', help='accepted for scripts; the one build already fits CI')
     p.add_argument('--force', action='store_true', help='rebuild even if a finished warm start exists')
     p.add_argument('--out', type=Path, default=None, help='target folder (default: see module doc)')
     args = p.parse_args(argv)
-    print(build(quick=args.quick, force=args.force, target=args.out))
+    print(build(force=args.force, target=args.out))
     return 0
 
 

@@ -2,7 +2,7 @@
 # The whole AWPO pipeline on a CPU, offline, in minutes (the README's main command):
 #   bash shells/demo.sh [--dry-run] [--quick]
 # 1 model   the warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases so that it writes tool calls
-#           (python -m plugin.warm_start, built once if missing; --quick: the short CI build)
+#           (python -m plugin.warm_start: built once if missing, a few minutes on an idle 2-core machine)
 # 2 data    the RL split of those cases (python -m data_prep bfcl-split): rows whose groups have outcome spread
 # 3 train   a few AWPO steps: swift rlhf --rlhf_type grpo --external_plugins plugin/awpo.py, rewards
 #           awpo_outcome + awpo_judge (offline rubric judge, or the endpoint in AWPO_JUDGE_BASE_URL), then
@@ -58,13 +58,12 @@ if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.awpo_core' 2>/dev/nu
   die "python ($(command -v python)) cannot import ms-swift and this project: run 'bash shells/setup_cpu.sh' and 'source .venv/bin/activate' first"
 fi
 
-WS=(); [ "$QUICK" = 1 ] && WS=(--quick)
-say "[1/6] model: the SmolLM2-135M warm start (SFT on BFCL live cases; built once, ~10-15 min on 2 cores)"
+say "[1/6] model: the SmolLM2-135M warm start (SFT on BFCL live cases; built once if missing)"
 if [ "$DRY_RUN" = 1 ]; then
-  run python -m plugin.warm_start "${WS[@]}"
-  MODEL_DIR=$(python -c "from plugin.smollm2 import warm_start_dir; print(warm_start_dir(quick=$QUICK == 1))")
+  run python -m plugin.warm_start
+  MODEL_DIR=$(python -c "from plugin.smollm2 import warm_start_dir; print(warm_start_dir())")
 else
-  MODEL_DIR=$(python -m plugin.warm_start "${WS[@]}" | tail -n 1)
+  MODEL_DIR=$(python -m plugin.warm_start | tail -n 1)
   say "      $MODEL_DIR"
 fi
 # shells/train.sh's smollm2 backbone is the folder AWPO_SMOLLM2_DIR names: the warm start.

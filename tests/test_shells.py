@@ -193,7 +193,7 @@ def parsed(tmp_path_factory, smollm2_dir):
     for m in ('awpo', 'dapo', 'sft'):
         add(f'{m}/smollm2', sh(tmp, 'train.sh', '--dry-run', m, 'smollm2',
                                AWPO_SMOLLM2_DIR=smollm2_dir).stdout, method=m, model='smollm2', full=True)
-    (tmp / 'ws-quick').symlink_to(smollm2_dir)  # the demo trains from the (quick) warm start folder
+    (tmp / 'ws').symlink_to(smollm2_dir)  # the demo trains from the warm start folder (AWPO_WARMSTART_DIR)
     add('demo', sh(tmp, 'demo.sh', '--dry-run', '--quick', AWPO_WARMSTART_DIR=tmp / 'ws',
                    DEMO_DIR=tmp / 'demo').stdout,
         demo=True, full=True)
@@ -342,13 +342,13 @@ def test_scale_layout_colocate_server_multinode_and_memory_profiles(parsed):
 def test_demo_trains_awpo_on_the_cpu_model_then_evaluates_tabulates_and_plots(parsed):
     demo = [(env, argv) for label, meta, env, argv in parsed['runs'] if meta.get('demo')]
     heads = [' '.join(a[:4]) for _, a in demo]
-    assert heads[0] == 'python -m plugin.warm_start --quick' and heads[1] == 'python -m data_prep bfcl-split'
+    assert heads[0] == 'python -m plugin.warm_start' and heads[1] == 'python -m data_prep bfcl-split'
     assert [h.rsplit(' ', 1)[0] for h in heads[-2:]] == ['python -m eval.tables', 'python -m eval.plots']
     [train] = [j for j in parsed['jobs'] if j['meta'].get('demo')]
     a = train['args']
     assert train['full'] and train['ok']
     assert a['external_plugins'] == ['plugin/awpo.py'] and a['max_steps'] == 4 and a['tuner_type'] == 'lora'
-    assert a['model'] == str(parsed['tmp'] / 'ws-quick') and a['dataset'][0].endswith('/data/rl.jsonl')
+    assert a['model'] == str(parsed['tmp'] / 'ws') and a['dataset'][0].endswith('/data/rl.jsonl')
     assert any(x[:3] == ['python', '-m', 'eval.check_awpo_active'] for _, x in demo)
     evals = [a for _, a in demo if a[:3] in (['python', '-m', 'eval.bfcl'], ['python', '-m', 'eval.apibank'])]
     assert len(evals) == 2 and all('--smollm2' in a for a in evals)          # --quick: trained model only

@@ -162,7 +162,8 @@ def test_build_reuses_a_finished_warm_start_without_training(tmp_path, capsys):
 
 
 def test_sft_steps():
-    assert warm_start.sft_steps(164, 1) == 41 and warm_start.sft_steps(165, 2) == 84
+    cfg = {'max_steps': 24, 'rows_per_step': 2}
+    assert warm_start.sft_steps(164, cfg) == 24 and warm_start.sft_steps(45, cfg) == 23
 
 
 # ---------------------------------------------------------------- the held-out scorer
