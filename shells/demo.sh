@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole AWPO pipeline on a CPU, offline, in minutes (the README's main command):
-#   bash shells/demo.sh [--dry-run] [--quick]
+#   bash shells/demo.sh [--dry-run] [--quick] [--llm-judge]
 # 1 model   the warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases so that it writes tool calls
 #           (python -m plugin.warm_start: built once if missing, a few minutes on an idle 2-core machine)
 # 2 data    the RL split of those cases (python -m data_prep bfcl-split): rows whose groups have outcome spread
@@ -20,11 +20,12 @@ set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-QUICK=0
+QUICK=0; LLM_JUDGE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
     --quick) QUICK=1 ;;
+    --llm-judge) LLM_JUDGE=1 ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) die "unknown argument '$1' (--help)" ;;
   esac
@@ -46,6 +47,31 @@ TRAIN_OUT=$RUNS_DIR/smollm2/awpo
 # No network in the demo: never ask a model hub.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
+# --llm-judge: a real (weak) LLM judge on this CPU, SmolLM2 through llama-cpp-python's server
+# (shells/serve_judge.sh --cpu), started here and stopped when the demo ends. It answers one request at a time.
+if [ "$LLM_JUDGE" = 1 ]; then
+  JPORT=${DEMO_JUDGE_PORT:-8471}
+  export AWPO_JUDGE_BASE_URL=http://127.0.0.1:$JPORT/v1 AWPO_JUDGE_MODEL=smollm2-judge AWPO_JUDGE_CONCURRENCY=1 \
+    AWPO_JUDGE_TIMEOUT=120 AWPO_JUDGE_BATCH_DEADLINE=900
+  if [ "$DRY_RUN" = 1 ]; then
+    bash "$REPO_ROOT/shells/serve_judge.sh" --dry-run --cpu --port "$JPORT"
+  else
+    mkdir -p "$DEMO_DIR"
+    setsid bash "$REPO_ROOT/shells/serve_judge.sh" --cpu --port "$JPORT" > "$DEMO_DIR/judge_server.log" 2>&1 &
+    JUDGE_PID=$!
+    trap 'kill -- -"$JUDGE_PID" 2>/dev/null || true' EXIT
+    python - "$AWPO_JUDGE_BASE_URL/models" <<'PY' || die "the CPU judge did not start in 120 s: see $DEMO_DIR/judge_server.log"
+import sys, time, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2).read()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.5)
+sys.exit(1)
+PY
+  fi
+fi
 if [ -n "${AWPO_JUDGE_BASE_URL:-}" ]; then
   JUDGE="LLM judge at $AWPO_JUDGE_BASE_URL"
 else
