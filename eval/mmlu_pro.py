@@ -22,12 +22,17 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+# Answer budget: Qwen3-1.7B/8B are served with thinking on (as trained); a 5-shot CoT answer after a thinking
+# block often passes 2048 tokens, and a cut answer has no "ANSWER: X" (scored wrong): the same bias as a short
+# API-Bank cap (issue 14.6). 32768 is Qwen3's recommended output length; 5-shot prompt (~3k tokens) + 32768
+# fits eval.serve's 40960-token window.
+MAX_TOKENS = 32768
 TABLE4_SUBJECTS = {'math': 'Math', 'physics': 'Physics', 'chemistry': 'Chemistry',
                    'computer science': 'Computer Science', 'biology': 'Biology'}
 
 
 def evalscope_cmd(base_url: str, served: str, work_dir: Path, limit: Optional[int] = None,
-                  dataset_dir: Optional[str] = None, max_tokens: int = 2048, batch: int = 8) -> List[str]:
+                  dataset_dir: Optional[str] = None, max_tokens: int = MAX_TOKENS, batch: int = 8) -> List[str]:
     """The ``evalscope eval`` command line for the served model."""
     cmd = ['evalscope', 'eval', '--model', served, '--eval-type', 'openai_api', '--api-url', base_url,
            '--api-key', os.environ.get('OPENAI_API_KEY', 'EMPTY'), '--datasets', 'mmlu_pro',
@@ -72,7 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--name', required=True, help='run name: results/<name>/mmlu_pro.json')
     p.add_argument('--limit', type=int, default=None, help='questions per subject')
     p.add_argument('--dataset-dir', default=None, help='local copy of TIGER-Lab/MMLU-Pro')
-    p.add_argument('--max-tokens', type=int, default=2048)
+    p.add_argument('--max-tokens', type=int, default=MAX_TOKENS, help='answer budget (default %(default)s)')
     p.add_argument('--batch', type=int, default=8, help='concurrent requests')
     p.add_argument('--paper-row', default=None, help='paper row this run reproduces, e.g. Qwen3-8B/AWPO')
     p.add_argument('--results-dir', default='results')

@@ -25,5 +25,5 @@ def test_command_is_accepted_by_evalscope(evalscope):
     assert cfg.model == 'awpo-eval' and cfg.api_url == 'http://127.0.0.1:9/v1' and cfg.datasets == ['mmlu_pro']
     assert cfg.eval_type == 'openai_api' and cfg.limit == 5 and cfg.work_dir == '/tmp/w'
     assert cfg.dataset_args['mmlu_pro']['local_path'] == '/data/mmlu'
-    assert cfg.generation_config.max_tokens == 2048 and cfg.generation_config.temperature == 0.0
+    assert cfg.generation_config.max_tokens == M.MAX_TOKENS == 32768 and cfg.generation_config.temperature == 0.0
     assert M.report_path(Path('/tmp/w'), 'awpo-eval') == Path('/tmp/w/reports/awpo-eval/mmlu_pro.json')
