@@ -4,7 +4,8 @@
 
 The stub runs as its own process (``python -m tests.judge_stub``), so its threads do not share this process's
 interpreter. Every batch holds new completions (no cache hits). Printed per batch: the wall time of
-``score_sync`` and its floor, one round trip (``latency``); the first batch also pays the one-off costs (SDK
+``score_sync`` and its floor, one round trip (``latency``), and the CPU time this process spent on it (what a
+busy machine stretches: on a shared box, compare CPU time and interleave runs); the first batch also pays the one-off costs (SDK
 import, loop and client creation). Also printed: the time to build the 64 prompts and cache keys alone.
 """
 from __future__ import annotations
@@ -65,18 +66,19 @@ def main(argv=None) -> int:
             m, _, _ = build_messages(judge_input(s), cfg.reasoning_budget_chars)
             cache_key(cfg.model, m, cfg.temperature, cfg.max_tokens, cfg.guided_json)
         prep = time.perf_counter() - t
-        walls = []
+        walls, cpus = [], []
         for b in range(a.batches):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             verdicts = judge.score_sync(batch(b))
             walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
             ok = sum(v.score is not None for v in verdicts)
-            print(f'batch {b}: {a.samples} samples in {walls[-1]:.3f} s ({ok} scored; one round trip = '
-                  f'{a.latency:.3f} s)', flush=True)
+            print(f'batch {b}: {a.samples} samples in {walls[-1]:.3f} s wall, {cpus[-1]:.3f} s CPU of this process '
+                  f'({ok} scored; one round trip = {a.latency:.3f} s)', flush=True)
         warm = walls[1:] or walls
         print(f'summary: prompts+keys {prep * 1000:.0f} ms for {a.samples}; first batch {walls[0]:.3f} s; '
               f'later batches median {statistics.median(warm):.3f} s, max {max(warm):.3f} s '
-              f'(latency {a.latency} s)')
+              f'(latency {a.latency} s); client CPU per batch median {statistics.median(cpus[1:] or cpus):.3f} s')
     finally:
         stub.kill()
         stub.wait()
