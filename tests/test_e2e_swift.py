@@ -5,6 +5,7 @@ SmolLM2-135M-Instruct, on rows built by ``python -m data_prep demo`` from the bu
    training must complete, the first step shows judge scores, the last step shows them missing, AWPO falls
    back to the outcome view (w_mix = 0, radius eps_max), and the loss applied the radius AWPO computed.
 2. No judge column at all, with an ablation switch from the environment: it runs and says so once.
+3. judge.overlap on and off give the same judge column (issue 12).
 """
 from __future__ import annotations
 
@@ -110,6 +111,50 @@ def test_awpo_without_judge_column_runs_and_says_so_once(smollm2_dir, demo_rows,
     assert step['awpo/d_mean'] == 1.0  # AWPO_DIFFICULTY=0 reached the trainer
     assert step['awpo/judge_missing_frac'] == 0.0
     assert log.count('no judge reward among --reward_funcs') == 1
+
+
+def _judge_column(out):
+    """{(prompt, completion): AWPOJudge value} from ms-swift's completions.jsonl (--log_completions true)."""
+    rows = {}
+    for line in next(out.glob('**/completions.jsonl')).read_text().splitlines():
+        rec = json.loads(line)
+        for p, c, j in zip(rec['prompt'], rec['completion'], rec['AWPOJudge']):
+            rows[(p, c)] = j
+    return rows
+
+
+def test_overlapped_judge_gives_the_same_judge_column_as_waiting(smollm2_dir, demo_rows, tmp_path):
+    """judge.overlap on (default) vs off, same data and seed, a judge whose score depends on the request
+    content: the judge column that ms-swift logs per completion, and its metric, are the same."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, '-m', 'tests.judge_stub', '--port', str(port), '--mode', 'content',
+                             '--latency', '0.5', '--model', 'stub-judge'], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert 'listening' in proc.stdout.readline()
+    env = {'AWPO_JUDGE_BASE_URL': f'http://127.0.0.1:{port}/v1', 'AWPO_JUDGE_MODEL': 'stub-judge',
+           'AWPO_JUDGE_API_KEY': SECRET}
+    runs = {}
+    try:
+        for name, overlap in (('overlap', '1'), ('wait', '0')):
+            out = tmp_path / name
+            rc, log = run_grpo(smollm2_dir, demo_rows, out, ['awpo_outcome', 'awpo_judge'], steps=1,
+                               env={**env, 'AWPO_JUDGE_OVERLAP': overlap},
+                               extra=['--log_completions', 'true', '--max_completion_length', '24'])
+            assert rc == 0, log[-3000:]
+            from tests.swift_run import read_log, train_steps
+            (step,) = [r for r in train_steps(read_log(out)) if 'awpo/clip_eps' in r]
+            runs[name] = (step, _judge_column(out), log)
+    finally:
+        proc.kill()
+        proc.wait()
+    (s_on, col_on, log_on), (s_off, col_off, log_off) = runs['overlap'], runs['wait']
+    assert 'judge.overlap: judge requests run during' in log_on and 'judge.overlap: judge' not in log_off
+    assert 'awpo/judge_wait_s' in s_on and 'awpo/judge_wait_s' not in s_off
+    assert s_on['awpo/judge_missing_frac'] == 0.0 and None not in col_on.values()
+    assert len(set(col_on.values())) > 1  # scores differ per completion: a misplaced row would show
+    assert col_on == col_off              # same completions (same seed), same judge score for each
+    assert s_on['rewards/AWPOJudge/mean'] == pytest.approx(s_off['rewards/AWPOJudge/mean'])
+    assert s_on['awpo/w_mix_mean'] == pytest.approx(s_off['awpo/w_mix_mean'])
 
 
 def test_incompatible_arguments_are_refused_with_reasons():
