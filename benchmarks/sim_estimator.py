@@ -69,8 +69,11 @@ def judge_quality(level, seeds, ec: EnvConfig) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- runs on disk
-def run_paths(out: Path, judge: str, method: str):
-    base = out / 'runs' / f'{judge}__{method}'
+def run_paths(out: Path, judge: str, method: str, meta: dict):
+    """One file pair per (judge, method, settings): runs with other seeds, steps or rates never overwrite it."""
+    import hashlib
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:10]
+    base = out / 'runs' / f'{judge}__{method}__{digest}'
     return base.with_suffix('.npz'), base.with_suffix('.json')
 
 
@@ -79,8 +82,8 @@ def load_or_run(out: Path, method: str, judge_name: str, seeds, tc, ec, bar):
     (curves, wall seconds of its training, whether it was read back)."""
     level = JUDGE_LEVELS[judge_name] if METHODS[method][0] else None
     key = judge_name if level else 'none'
-    npz, meta_path = run_paths(out, key, method)
     meta = run_meta(method, level, seeds, tc, ec)
+    npz, meta_path = run_paths(out, key, method, meta)
     if npz.exists() and meta_path.exists():
         try:
             saved = json.loads(meta_path.read_text())

@@ -136,5 +136,6 @@ def test_cli_writes_tables_plots_and_resumes(tmp_path, capsys):
     mtimes = {p: p.stat().st_mtime_ns for p in runs}
     sim_estimator.main(args)  # a rerun with the same settings reuses every finished run
     assert {p: p.stat().st_mtime_ns for p in runs} == mtimes
-    sim_estimator.main(args[:3] + ['4'] + args[4:])  # other settings: runs again
-    assert any(p.stat().st_mtime_ns != mtimes[p] for p in runs)
+    sim_estimator.main(args[:3] + ['4'] + args[4:])  # other settings: new runs, the old ones left alone
+    assert len(list((o / 'runs').glob('*.npz'))) == 2 * len(runs)
+    assert {p: p.stat().st_mtime_ns for p in runs} == mtimes
