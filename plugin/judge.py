@@ -214,13 +214,6 @@ def judge_input(sample: JudgeSample) -> JudgeInput:
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def _redact(text: str, secret: Optional[str]) -> str:
-    text = redact(text)
-    if secret:
-        text = text.replace(secret, '***')
-    return text
-
-
 # ----------------------------------------------------------------------------------------- dialects
 DIALECT_ORDER = ('json_schema', 'json_object', 'none')  # what ``auto`` tries, in this order
 PROBE_MESSAGES = [{'role': 'user', 'content': 'Reply with the JSON object {"score": 1.0} and nothing else.'}]

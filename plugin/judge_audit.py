@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .config import AWPOConfig
-from .judge import JudgeSample, make_judge
+from .judge import JudgeSample, make_judge, redact
 from .judge_prompt import FIGURE2_RUBRIC
 
 TOOLS = [
@@ -197,11 +197,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error(f'duplicate labels: {sorted({x for x in labels if labels.count(x) > 1})}')
     cfg = AWPOConfig.load(a.config).judge
     results, judge = audit(rows, cfg, repeats=max(1, a.repeats))
-    print(report(results, judge))
+    print(redact(report(results, judge)))  # the one redaction of every text leaving the judge
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(''.join(json.dumps(o) + '\n' for o in results))
+        out.write_text(redact(''.join(json.dumps(o) + '\n' for o in results)))
         print(f'wrote {len(results)} rows to {out}')
     no_score = all(o['mean'] is None for o in results)
     flagged = any(o['verdict'] == 'FLAG' for o in results)
