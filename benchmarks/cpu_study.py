@@ -35,11 +35,13 @@ rebuilds the table and the plot from the markers and logs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -302,12 +304,14 @@ class Study:
         logf = self.dir / 'logs' / f'{log}.log'
         logf.parent.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1',
-                    'PYTHONUNBUFFERED': '1', **env}
+                    'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': str(self.a.threads), **env}
         with open(logf, 'a') as lf:
             lf.write(f'\n$ {env_line(env, argv)}\n')
             lf.flush()
             out_f = subprocess.PIPE if capture else lf
-            proc = subprocess.Popen(list(map(str, argv)), cwd=REPO, env=full_env, stdout=out_f, stderr=lf, text=True)
+            # its own process group: a stopped study stops everything it started (swift's workers too)
+            proc = subprocess.Popen(list(map(str, argv)), cwd=REPO, env=full_env, stdout=out_f, stderr=lf, text=True,
+                                    start_new_session=True)
             stdout = ''
             try:
                 if capture:
@@ -322,7 +326,8 @@ class Study:
                         progress()
             finally:
                 if proc.poll() is None:
-                    proc.kill()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         if proc.returncode != 0:
             tail = ''.join(logf.read_text(errors='replace').splitlines(True)[-25:])
@@ -377,13 +382,22 @@ class Study:
             return None
         cmd = ['bash', 'shells/eval.sh', '--only', 'bfcl', '--bfcl-categories', ','.join(BFCL_CATEGORIES),
                '--limit', str(self.a.bfcl_limit)] + (['--dry-run'] if self.dry else []) + [
-            str(model), name, '--', '--smollm2']
+            str(model), name, '--', *[f'--server-arg={a}' for a in self.server_args()]]
         env = {'RESULTS_DIR': str(self.dir / 'results')}
         if self.dry:  # eval.sh prints its own commands
             print(self.passthrough(cmd, env), end='', flush=True)
             return None
         self.sh(cmd, f'{name}.bfcl', env=env)
         return json.loads((self.dir / 'results' / name / 'bfcl.json').read_text())
+
+    def server_args(self) -> List[str]:
+        """eval.serve's swift deploy flags for SmolLM2 (``--smollm2``), with the study's answer budget: its 48
+        new tokens would cut the warm start's ``<think>`` plan + call (median 81 tokens) short."""
+        from eval.serve import SMOLLM2_SWIFT_ARGS
+        args = list(SMOLLM2_SWIFT_ARGS)
+        i = args.index('--max_new_tokens')
+        args[i + 1] = str(self.a.max_completion_length)
+        return args
 
     def passthrough(self, argv: Sequence[str], env: Dict[str, str]) -> str:
         """A dry run of one of the project's shell scripts: the commands it would run."""
@@ -409,7 +423,8 @@ class Study:
             print(self.passthrough(cmd, self.train_env()), end='', flush=True)
             return 0.0
         from tqdm import tqdm
-        bar = tqdm(total=self.a.steps, desc=f'{m} steps', unit='step', leave=False, file=sys.stderr)
+        bar = tqdm(total=self.a.steps, desc=f'{m} steps', unit='step', leave=False, file=sys.stderr,
+                   disable=self.a.parallel > 1)
         log = self.train_out(m) / 'logging.jsonl'
 
         def progress():
@@ -418,7 +433,10 @@ class Study:
                     n = len(P.read_log(log))
                 except ValueError:  # a line being written
                     return
-                bar.update(max(0, n - bar.n))
+                if n > bar.n:
+                    if self.a.parallel > 1:
+                        say(f'{m}: step {n}/{self.a.steps} ({time.time() - t0:.0f} s)')
+                    bar.update(n - bar.n)
         t0 = time.time()
         try:
             self.sh(cmd, f'{m}.train', env=self.train_env(), progress=progress)
@@ -507,31 +525,59 @@ class Study:
         say(f'warm start: {self.warm}')
         self.split()
         from tqdm import tqdm
-        for name in tqdm(todo, desc='study runs', unit='run', file=sys.stderr, disable=self.dry):
-            self.clean(name)
-            if name == BEFORE:
-                say('evaluating the warm start (before)')
-                self.finish(name, {'model': str(self.warm), **self.evaluate(name, self.warm)})
-                continue
-            wall = self.trained(name)
-            if wall is None:
-                say(f'{name}: training {self.a.steps} steps')
-                wall = self.train(name)
-            else:
-                say(f'{name}: training had finished ({wall / 60:.1f} min): kept; merging and evaluating again')
-            model = self.merge(name)
-            if not self.dry:
-                say(f'{name}: trained in {wall / 60:.1f} min; evaluating')
-            rec = self.evaluate(name, model)
-            self.finish(name, {'steps': self.a.steps, 'train_wall_s': round(wall, 1), 'model': str(model),
-                               'train_dir': str(self.train_out(name)), **rec})
+        bar = tqdm(total=len(todo), desc='study runs', unit='run', file=sys.stderr, disable=self.dry)
+        if self.dry or self.a.parallel == 1:
+            for name in todo:
+                self.do(name)
+                bar.update(1)
+        else:
+            # Concurrent runs share the (shared) CPU alike, so the load other jobs put on it hits every method.
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+            with ThreadPoolExecutor(max_workers=self.a.parallel) as pool:
+                futures = {pool.submit(self.do, name): name for name in todo}
+                errors = []
+                for fut in as_completed(futures):
+                    bar.update(1)
+                    try:
+                        fut.result()
+                    except StudyError as e:
+                        errors.append(f'{futures[fut]}: {e}')
+                if errors:
+                    raise StudyError('\n'.join(errors))
+        bar.close()
         return {} if self.dry else self.report()
+
+    def do(self, name: str) -> None:
+        """One run, from a clean state to its completion marker."""
+        self.clean(name)
+        if name == BEFORE:
+            say('evaluating the warm start (before)')
+            self.finish(name, {'model': str(self.warm), **self.evaluate(name, self.warm)})
+            return
+        wall = self.trained(name)
+        if wall is None:
+            say(f'{name}: training {self.a.steps} steps')
+            wall = self.train(name)
+        else:
+            say(f'{name}: training had finished ({wall / 60:.1f} min): kept; merging and evaluating again')
+        model = self.merge(name)
+        if not self.dry:
+            say(f'{name}: trained in {wall / 60:.1f} min; evaluating')
+        rec = self.evaluate(name, model)
+        self.finish(name, {'steps': self.a.steps, 'train_wall_s': round(wall, 1), 'model': str(model),
+                           'train_dir': str(self.train_out(name)), 'parallel': self.a.parallel, **rec})
+        say(f'{name}: finished')
+
+    def window(self) -> int:
+        """Steps averaged for "first" and "last" in the table: 5, or half the run if it is shorter."""
+        return max(1, min(WINDOW, self.a.steps // 2))
 
     def settings(self) -> Dict[str, Any]:
         return {'steps': self.a.steps, 'prompts_per_step': self.a.prompts_per_step,
                 'num_generations': self.a.num_generations, 'max_completion_length': self.a.max_completion_length,
                 'seed': 42, 'judge': judge_name(), 'heldout_rows': self.a.heldout_limit,
-                'bfcl_limit': self.a.bfcl_limit, 'window': WINDOW, 'warm_start': str(self.warm),
+                'bfcl_limit': self.a.bfcl_limit, 'threads': self.a.threads,
+                'parallel': self.a.parallel, 'window': self.window(), 'warm_start': str(self.warm),
                 'methods': self.methods,
                 'command': 'bash shells/cpu_study.sh ' + ' '.join(self.a.argv)}
 
@@ -544,7 +590,7 @@ class Study:
             if rec is None:
                 continue
             rows = P.read_log(P.find_run_dir(self.train_out(m)) / 'logging.jsonl')
-            rec['log'] = log_summary(rows)
+            rec['log'] = log_summary(rows, self.window())
             runs[m], logs[m] = rec, rows
         if self.warm is None:
             self.warm = Path(before.get('model', '?'))
@@ -600,11 +646,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--warm-start', default=None, help='use this model folder as the warm start (default: build '
                    'or reuse it with shells/warm_start.sh)')
     p.add_argument('--quick-warm-start', action='store_true', help='build the warm start with --quick')
+    p.add_argument('--threads', type=int, default=int(os.environ.get('STUDY_THREADS', '1')),
+                   help='OMP_NUM_THREADS of every command (default 1: on this shared 2-core box, 2 threads per '
+                   'process spent 3-5x more CPU per generated token than 1, in OpenMP spin-waits)')
+    p.add_argument('--parallel', type=int, default=1,
+                   help='runs at a time (default 1); on a shared box, concurrent runs see the same load')
     p.add_argument('--force', action='store_true', help='redo finished runs too')
     p.add_argument('--report-only', action='store_true', help='only rebuild the table and plot')
     p.add_argument('--publish', default=None, help='copy the table and the plot into this folder (e.g. docs)')
     args = p.parse_args(argv)
-    for k in ('steps', 'prompts_per_step', 'num_generations', 'max_completion_length'):
+    for k in ('steps', 'prompts_per_step', 'num_generations', 'max_completion_length', 'threads', 'parallel'):
         if getattr(args, k) < 1:
             p.error(f'--{k.replace("_", "-")} must be at least 1')
     if args.bfcl_limit < 0 or args.heldout_limit < 0:
@@ -615,6 +666,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    # a SIGTERM unwinds like Ctrl-C, so the running command's process group is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     study = Study(args)
     try:
         if args.report_only:

@@ -77,7 +77,7 @@ def test_table_and_figure_from_markers_and_logs(tmp_path):
     (done / 'awpo.json').write_text(json.dumps({
         'steps': 7, 'train_wall_s': 660, 'heldout': {'format': 0.95, 'exec': 0.4}, 'bfcl': None,
         'eval_wall_s': 90}))
-    args = S.parse_args(['--study-dir', str(tmp_path), '--steps', '7', '--report-only'])
+    args = S.parse_args(['--study-dir', str(tmp_path), '--steps', '10', '--report-only'])
     table = S.Study(args).report()
     rows = {r['method']: r for r in table['rows']}
     assert list(rows) == ['warmstart', 'grpo', 'awpo']   # mixed_grpo has no marker: not in the table
@@ -171,7 +171,8 @@ def test_dry_run_prints_the_same_run_for_every_method(tmp_path, smollm2_dir):
     assert [h[h.index('--model') + 1] for h in held] == models
     for b in bfcl:
         assert b[b.index('--categories') + 1] == 'simple_python,multiple' and b[b.index('--limit') + 1] == '20'
-        assert '--smollm2' in b
+        assert '--server-arg=--max_new_tokens' in b and b[b.index('--server-arg=--max_new_tokens') + 1] == (
+            '--server-arg=128') and '--server-arg=chatml' in b
 
 
 def test_dry_run_skips_finished_runs(tmp_path, smollm2_dir):
