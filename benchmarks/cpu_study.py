@@ -212,7 +212,10 @@ def table_markdown(table: Dict[str, Any]) -> str:
              f"same warm start and rows for every run; judge: {s.get('judge')}.",
              f"Held-out: {s.get('heldout_rows')} rows of the held-out split; BFCL: {s.get('bfcl_limit')} cases per "
              "category. 'gate open' = mean over steps of awpo/gate_open_frac (share of groups whose judge "
-             "signal Eq. 25 lets in). Wall times measured on a shared 2-core CPU."]
+             "signal Eq. 25 lets in). Wall times measured on a shared 2-core CPU "
+             f"({s.get('parallel', 1)} run(s) at a time, OMP_NUM_THREADS={s.get('threads', '?')}), with other jobs "
+             "running: they say what a run cost here, not what it costs on an idle machine.",
+             f"Command: `{s.get('command', '?')}`"]
     return '\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n'
 
 
@@ -246,7 +249,7 @@ def plot_study(logs: Dict[str, List[Dict[str, Any]]], out: Path, title: str = ''
             c = COLORS.get(m)
             if t.startswith(('outcome', 'judge')):
                 ax.plot(xs, ys, color=c, alpha=.25, lw=.8)
-                ax.plot(xs, rolling(ys), color=c, lw=1.8, label=LABELS.get(m, m))
+                ax.plot(xs, rolling(ys), color=c, lw=1.8, marker='o', ms=2, label=LABELS.get(m, m))
             else:
                 ax.plot(xs, ys, color=c, lw=1.2, marker='o', ms=2, label=LABELS.get(m, m))
         ax.set_title(t, fontsize=9)
@@ -524,6 +527,9 @@ class Study:
         self.warm = self.warm_start()
         say(f'warm start: {self.warm}')
         self.split()
+        if not self.dry:
+            with atomic_writer(str(self.dir / 'settings.json')) as f:
+                json.dump(self.settings(), f, indent=1)
         from tqdm import tqdm
         bar = tqdm(total=len(todo), desc='study runs', unit='run', file=sys.stderr, disable=self.dry)
         if self.dry or self.a.parallel == 1:
@@ -594,7 +600,11 @@ class Study:
             runs[m], logs[m] = rec, rows
         if self.warm is None:
             self.warm = Path(before.get('model', '?'))
-        table = build_table(before, runs, self.settings())
+        settings = self.settings()
+        saved = self.dir / 'settings.json'
+        if self.a.report_only and saved.is_file():   # the settings the runs were made with
+            settings = json.loads(saved.read_text())
+        table = build_table(before, runs, settings)
         md = table_markdown(table)
         with atomic_writer(str(self.dir / 'cpu_study.json')) as f:
             json.dump(table, f, indent=1)
@@ -602,7 +612,9 @@ class Study:
         with atomic_writer(str(self.dir / 'cpu_study.md')) as f:
             f.write(md)
         png = plot_study(logs, self.dir / 'cpu_study.png',
-                         f'CPU study: SmolLM2-135M warm start, {self.a.steps} steps per run, judge: {judge_name()}')
+                         f"CPU study: SmolLM2-135M warm start, {settings['steps']} steps per run "
+                         f"({settings['prompts_per_step']} prompts x {settings['num_generations']}), "
+                         f"judge: {settings['judge']}")
         written = [self.dir / 'cpu_study.md', self.dir / 'cpu_study.json'] + ([png] if png else [])
         if self.a.publish:
             pub = Path(self.a.publish)
