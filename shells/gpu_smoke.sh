@@ -39,8 +39,7 @@ if [ "$DRY_RUN" != 1 ]; then
   rm -rf "$SMOKE_DIR/runs" "$SMOKE_DIR/results"  # a fresh step every time (no resume, no skipped eval)
   mkdir -p "$SMOKE_DIR"
 fi
-# One optimiser step, 1 prompt x 8 completions: the flags after `--` override the recipe's batch (last wins;
-# ms-swift also wants the global eval batch divisible by the group size, even without an eval set).
+# One optimiser step, 1 prompt x 8 completions: the flags after `--` override the recipe's batch (last wins).
 ONE_STEP=(--max_steps 1 --save_steps 1 --gradient_accumulation_steps 1)
 export DATA_DIR=$SMOKE_DIR/data RUNS_DIR=$SMOKE_DIR/runs RESULTS_DIR=$SMOKE_DIR/results
 fail() { die "SMOKE FAILED at $*"; }
@@ -53,8 +52,7 @@ run python -m data_prep demo --out "$DATA_DIR/awpo_train_rationales.jsonl" || fa
 # ---- 1. AWPO colocate on SMOKE_GPUS ranks
 say "step 1/3: awpo, colocate, $SMOKE_GPUS ranks, 1 step"
 NPROC_PER_NODE=$SMOKE_GPUS ROLLOUT_MODE=colocate bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" awpo "$MODEL" -- \
-  "${ONE_STEP[@]}" --per_device_train_batch_size $((8 / SMOKE_GPUS)) --per_device_eval_batch_size $((8 / SMOKE_GPUS)) ||
-  fail "step 1 (awpo colocate)"
+  "${ONE_STEP[@]}" --per_device_train_batch_size $((8 / SMOKE_GPUS)) || fail "step 1 (awpo colocate)"
 CKPT=$RUNS_DIR/$MODEL/awpo/last-checkpoint
 if [ "$DRY_RUN" != 1 ]; then
   [ -f "$CKPT/config.json" ] || fail "step 1: no checkpoint at $CKPT"
@@ -81,7 +79,7 @@ else
 fi
 CUDA_VISIBLE_DEVICES=${SMOKE_TRAIN_GPU:-0} NPROC_PER_NODE=1 ROLLOUT_MODE=server ROLLOUT_HOST=127.0.0.1 \
   ROLLOUT_PORT=$PORT bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" grpo "$MODEL" -- \
-  "${ONE_STEP[@]}" --per_device_train_batch_size 8 --per_device_eval_batch_size 8 || fail "step 2 (grpo server mode)"
+  "${ONE_STEP[@]}" --per_device_train_batch_size 8 || fail "step 2 (grpo server mode)"
 if [ "$DRY_RUN" != 1 ]; then
   [ -f "$RUNS_DIR/$MODEL/grpo/last-checkpoint/config.json" ] || fail "step 2: no checkpoint"
   kill -- -"$ROLLOUT_PID" 2>/dev/null || true

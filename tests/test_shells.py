@@ -97,6 +97,8 @@ def model_free(cls, ns, world):
     obj.__dict__.update(vars(ns))
     if cls is RLHFArguments:
         obj._process_loss_type(); obj._init_grpo(); obj._init_max_completion_length(); obj._set_default()
+        if not (obj.val_dataset or obj.split_dataset_ratio):   # as SftArguments.__post_init__ does
+            obj.eval_strategy = 'no'
         obj._init_generation_batch_params()
     return obj.__dict__
 
