@@ -430,16 +430,19 @@ class Study:
                    disable=self.a.parallel > 1)
         log = self.train_out(m) / 'logging.jsonl'
 
+        seen = [0]   # steps reported so far (a disabled tqdm bar does not count)
+
         def progress():
             if log.is_file():
                 try:
                     n = len(P.read_log(log))
                 except ValueError:  # a line being written
                     return
-                if n > bar.n:
+                if n > seen[0]:
                     if self.a.parallel > 1:
                         say(f'{m}: step {n}/{self.a.steps} ({time.time() - t0:.0f} s)')
-                    bar.update(n - bar.n)
+                    bar.update(n - seen[0])
+                    seen[0] = n
         t0 = time.time()
         try:
             self.sh(cmd, f'{m}.train', env=self.train_env(), progress=progress)
