@@ -263,7 +263,10 @@ def test_sft_export_targets_parse_back(demo_rows, tmp_path):
     by = {row_key(r): r for r in R.read_rows(tmp_path / 'r.jsonl')}
     for s in sft:
         src = by[row_key(s)]
-        assert s['messages'][:-1] == src['messages'] and s['tools'] == src['tools']
+        # the prompt is kept; earlier actions are context, not targets (`"loss": false`, issue 14.4)
+        assert [{k: v for k, v in m.items() if k != 'loss'} for m in s['messages'][:-1]] == src['messages']
+        assert all(m.get('loss') is False for m in s['messages'][:-1] if m['role'] in ('assistant', 'tool_call'))
+        assert s['tools'] == src['tools']
         target = s['messages'][-1]['content']
         calls = json.loads(src['ground_truth'])
         assert target.startswith(f'<think>\n{src["reference_rationale"]}\n</think>\n\n')
