@@ -42,7 +42,10 @@ LOCK = '/tmp/awpo-heavy.lock'
 
 
 @contextmanager
-def heavy_lock():
+def heavy_lock(use: bool = True):
+    if not use:
+        yield
+        return
     with open(LOCK, 'a') as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -61,8 +64,8 @@ def _mean(xs):
     return statistics.fmean(xs) if xs else float('nan')
 
 
-def timed_run(model, data, out, plugin, steps, env=None, extra=()):
-    with heavy_lock():
+def timed_run(model, data, out, plugin, steps, env=None, extra=(), lock=True):
+    with heavy_lock(lock):
         t = time.time()
         rc, _ = run_grpo(model, data, out, ['awpo_outcome', 'awpo_judge'], steps=steps, plugin=plugin, env=env,
                          extra=extra)
@@ -94,8 +97,10 @@ def latency_bench(args, model, data, work) -> dict:
                    'AWPO_JUDGE_TIMEOUT': str(max(60, 3 * L)), 'AWPO_JUDGE_MAX_RETRIES': '0'}
             for rep in range(args.repeats):
                 for name, plugin, extra in LATENCY_RUNS:
+                    if args.runs and name not in args.runs.split(','):
+                        continue
                     r = timed_run(model, data, work / f'L{L:g}_{name.replace(" ", "_")}_{rep}', plugin, args.steps,
-                                  {**env, **extra}, _size_flags(args))
+                                  {**env, **extra}, _size_flags(args), lock=not args.no_lock)
                     results.setdefault(f'{L:g}', {}).setdefault(name, []).append(r)
                     print(f'L={L:g}s {name:>12} rep {rep}: step times {r["step_times"]} s, T_logp '
                           f'{[round(x, 2) for x in r["logp"]]}, judge wait {[round(x, 2) for x in r["wait"]]}, '
@@ -107,11 +112,11 @@ def latency_bench(args, model, data, work) -> dict:
           'judge wait, overlap (s) | goal: stock + max(0, L - T_logp) + 2 % | met |')
     print('|---|---|---|---|---|---|---|---|')
     for L, by in results.items():
-        def steady(name):  # mean step time without each run's first (warm-up) step
-            return _mean([t for r in by[name] for t in r['step_times'][1:]])
-        stock, wait, over = steady('stock GRPO'), steady('AWPO wait'), steady('AWPO overlap')
-        t_logp = _mean([x for r in by['AWPO overlap'] for x in r['logp'][1:]])
-        waited = _mean([x for r in by['AWPO overlap'] for x in r['wait'][1:]])
+        def steady(name):  # mean step time without each run's first (warm-up) step, unless it is the only one
+            return _mean([t for r in by[name] for t in (r['step_times'][1:] or r['step_times'])])
+        stock, wait, over = (steady(n) if n in by else float('nan') for n in ('stock GRPO', 'AWPO wait', 'AWPO overlap'))
+        t_logp = _mean([x for r in by.get('AWPO overlap', []) for x in (r['logp'][1:] or r['logp'])])
+        waited = _mean([x for r in by.get('AWPO overlap', []) for x in (r['wait'][1:] or r['wait'])])
         goal = (stock + max(0.0, float(L) - t_logp)) * 1.02
         print(f'| {L} | {stock:.1f} | {wait:.1f} | {over:.1f} | {t_logp:.1f} | {waited:.1f} | {goal:.1f} | '
               f'{"yes" if over <= goal else "no"} |')
@@ -126,6 +131,8 @@ def main(argv=None):
     p.add_argument('--batch', type=int, default=8, help='completions per step (num_generations 4)')
     p.add_argument('--completion', type=int, default=40, help='--max_completion_length')
     p.add_argument('--latencies', help='comma-separated stub judge latencies in seconds (e.g. 0,5,10)')
+    p.add_argument('--runs', help='only these of "stock GRPO,AWPO wait,AWPO overlap" (with --latencies)')
+    p.add_argument('--no-lock', action='store_true', help=f'do not wait for {LOCK} (timings then overlap other jobs)')
     p.add_argument('--out', help='write the raw per-run numbers here (JSON)')
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix='awpo-steptime-'))
