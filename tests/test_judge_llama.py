@@ -154,7 +154,8 @@ def test_awpo_swift_run_with_the_cpu_llm_judge(llama_judge, smollm2_dir, tmp_pat
     out = tmp_path / 'awpo_llama'
     t0 = time.time()
     rc, log = run_grpo(smollm2_dir, rows, out, ['awpo_outcome', 'awpo_judge'], steps=2, env=judge_env(llama_judge),
-                       extra=['--per_device_train_batch_size', '4', '--num_generations', '4'], timeout=1500)
+                       extra=['--per_device_train_batch_size', '4', '--num_generations', '4',
+                              '--max_completion_length', '24'], timeout=2400)
     assert rc == 0, log[-3000:]
     steps = [r for r in train_steps(read_log(out)) if 'awpo/clip_eps' in r]
     print(f'AWPO with the CPU llama judge: {len(steps)} steps in {time.time() - t0:.0f} s, step_time '
