@@ -593,20 +593,20 @@ class Study:
     def report(self) -> Dict[str, Any]:
         """Table (markdown + JSON) and figure from the finished runs' markers and logs."""
         before = self.load(BEFORE) or {}
-        runs, logs = {}, {}
-        for m in self.methods:
-            rec = self.load(m)
-            if rec is None:
-                continue
-            rows = P.read_log(P.find_run_dir(self.train_out(m)) / 'logging.jsonl')
-            rec['log'] = log_summary(rows, self.window())
-            runs[m], logs[m] = rec, rows
         if self.warm is None:
             self.warm = Path(before.get('model', '?'))
         settings = self.settings()
         saved = self.dir / 'settings.json'
         if self.a.report_only and saved.is_file():   # the settings the runs were made with
             settings = json.loads(saved.read_text())
+        runs, logs = {}, {}
+        for m in settings.get('methods', self.methods):
+            rec = self.load(m)
+            if rec is None:
+                continue
+            rows = P.read_log(P.find_run_dir(self.train_out(m)) / 'logging.jsonl')
+            rec['log'] = log_summary(rows, settings.get('window', self.window()))
+            runs[m], logs[m] = rec, rows
         table = build_table(before, runs, settings)
         md = table_markdown(table)
         with atomic_writer(str(self.dir / 'cpu_study.json')) as f:

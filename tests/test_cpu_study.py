@@ -90,6 +90,12 @@ def test_table_and_figure_from_markers_and_logs(tmp_path):
     assert json.loads((tmp_path / 'cpu_study.json').read_text()) == json.loads(json.dumps(table))
     png = (tmp_path / 'cpu_study.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 20_000
+    # --report-only uses the settings the study was run with (saved beside it), e.g. its window
+    (tmp_path / 'settings.json').write_text(json.dumps({**table['settings'], 'steps': 6, 'window': 3}))
+    again = S.Study(S.parse_args(['--study-dir', str(tmp_path), '--report-only'])).report()
+    g = {r['method']: r for r in again['rows']}['grpo']
+    assert g['outcome_first'] == pytest.approx(2.75 / 3) and g['outcome_last'] == pytest.approx(4.75 / 3)
+    assert 'R_out first 3' in (tmp_path / 'cpu_study.md').read_text()
     # the figure's trailing mean
     assert S.rolling([1, 2, 3, 4, 5, 6], 5) == [1, 1.5, 2, 2.5, 3, 4]
 
