@@ -207,13 +207,23 @@ def judge_input(sample: JudgeSample) -> JudgeInput:
     if len(action) > ACTION_CHARS:  # the action (answer or raw text) is bounded like the reasoning
         action = action[:ACTION_CHARS] + f' [... cut: {len(action)} characters in all]'
     context, outputs = split_history(sample.history)
-    return JudgeInput(candidate_reasoning=reasoning, candidate_action=action,
+    return JudgeInput(candidate_reasoning=_utf8(reasoning), candidate_action=_utf8(action),
                       reference_rationale=sample.reference_rationale or '',
                       ground_truth=_as_json_text(sample.ground_truth), tools=_as_json_text(sample.tools),
                       dialogue_context=context, tool_outputs=outputs)
 
 
 # ----------------------------------------------------------------------------------------- helpers
+def _utf8(text: str) -> str:
+    """Model text as valid UTF-8: a lone surrogate (fuzzed or mis-decoded output) becomes U+FFFD, so hashing the
+    prompt for the cache and sending it as JSON never raise."""
+    try:
+        text.encode('utf-8')
+        return text
+    except UnicodeEncodeError:
+        return text.encode('utf-8', 'replace').decode('utf-8')
+
+
 # ----------------------------------------------------------------------------------------- dialects
 DIALECT_ORDER = ('json_schema', 'json_object', 'none')  # what ``auto`` tries, in this order
 PROBE_MESSAGES = [{'role': 'user', 'content': 'Reply with the JSON object {"score": 1.0} and nothing else.'}]

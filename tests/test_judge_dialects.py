@@ -132,10 +132,12 @@ def test_hostile_completions_never_raise_and_are_still_judged():
     deep = '<tool_call>\n' + '{"a": ' * 5000 + '1' + '}' * 5000 + '\n</tool_call>'
     brackets = '[' * 100_000
     huge = '<think>' + 'x' * 1_000_000 + '</think>\n' + CALL
+    surrogate = '<think>why \ud800</think>\nthe answer \udfff'  # a lone surrogate cannot be encoded as UTF-8
     with JudgeStub(mode='ok', score=0.25) as stub:
         judge = make_judge(cfg_for(stub, guided_json='json_schema'))
-        verdicts = judge.score_sync([JudgeSample(completion=c, ground_truth=GOLD) for c in (deep, brackets, huge)])
-        assert [v.score for v in verdicts] == [0.25] * 3
+        verdicts = judge.score_sync([JudgeSample(completion=c, ground_truth=GOLD)
+                                     for c in (deep, brackets, huge, surrogate)])
+        assert [v.score for v in verdicts] == [0.25] * 4
         assert all(len(r['messages'][1]['content']) < 50_000 for r in stub.requests)  # bounded requests
     rubric = make_judge(JudgeConfig(backend='rubric'))
     out = rubric.score_sync([JudgeSample(completion=c, ground_truth=GOLD) for c in (deep, brackets, huge)])
