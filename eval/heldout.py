@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from eval.jsonl import read_jsonl
 from plugin.rewards import outcome_scores, parse_completion
 
 TEMPLATE, AGENT_TEMPLATE, MODEL_TYPE = 'chatml', 'hermes', 'llama'
@@ -53,21 +54,15 @@ def score(completions: Sequence[str], rows: Sequence[dict]) -> Dict[str, float]:
 
 
 def read_rows(path: Path, limit: int | None = None) -> List[dict]:
+    """Project rows (data_prep schema) from a finished JSONL file: any line that is not JSON is an error naming it."""
     rows = []
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f'{path}:{n}: not JSON ({exc})') from None
-            for key in ('messages', 'tools', 'ground_truth'):
-                if key not in row:
-                    raise ValueError(f'{path}:{n}: no {key!r} column (expected project rows, data_prep schema)')
-            rows.append(row)
-            if limit and len(rows) >= limit:
-                break
+    for n, row in read_jsonl(path, torn_tail=False)[0]:
+        for key in ('messages', 'tools', 'ground_truth'):
+            if not isinstance(row, dict) or key not in row:
+                raise ValueError(f'{path}:{n}: no {key!r} column (expected project rows, data_prep schema)')
+        rows.append(row)
+        if limit and len(rows) >= limit:
+            break
     return rows
 
 
