@@ -164,6 +164,22 @@ def test_build_reuses_a_finished_warm_start_without_training(tmp_path, capsys):
 def test_sft_steps():
     cfg = {'max_steps': 24, 'rows_per_step': 2}
     assert warm_start.sft_steps(164, cfg) == 24 and warm_start.sft_steps(45, cfg) == 23
+    assert warm_start.sft_steps(164) == 82                       # the default build is one epoch of the sft split
+
+
+def test_a_build_with_other_settings_is_stale():
+    now = dict(warm_start.SETTINGS)
+    assert warm_start.stale_settings({'complete': True, **now}) == {}
+    assert warm_start.stale_settings({'complete': True}) == {}    # no settings recorded: taken as it is
+    old = {**now, 'max_steps': 24}
+    assert warm_start.stale_settings(old) == {'max_steps': (24, now['max_steps'])}
+
+
+def test_build_reuses_a_warm_start_built_with_the_current_settings(tmp_path):
+    target = _fake_model(tmp_path / 'ws')
+    (target / warm_start.MARKER).write_text(json.dumps({'complete': True, **warm_start.SETTINGS}))
+    assert warm_start.build(target=target) == target
+    assert not (tmp_path / 'ws.build').exists()
 
 
 # ---------------------------------------------------------------- the held-out scorer
