@@ -15,7 +15,7 @@ import time
 import torch
 from swift.rl_core.advantage import compute_advantages
 
-from plugin.awpo_core import AWPOConfig, awpo_advantages
+from plugin.advantage import AWPOConfig, awpo_advantages
 
 
 def make_batch(G: int, K: int, seed: int = 0):

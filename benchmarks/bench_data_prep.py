@@ -1,12 +1,12 @@
 """Throughput of data_prep: conversion (dialogues/s per source) and rationales against a local
 OpenAI-compatible stub with fixed latency (rows/s at a given concurrency).
 
-    python benchmarks/bench_data_prep.py [--dialogues 3000] [--rows 640] [--latency 0.3] [--concurrency 32]
+    python -m benchmarks.bench_data_prep [--dialogues 3000] [--rows 640] [--latency 0.3] [--concurrency 32]
 
 Conversion input: the bundled fixtures replicated with fresh ids (`--dialogues` per source), converted
 in-process by the same code `build` runs (parse + decompose + jsonschema validation + JSON write).
 Rationales: the real `rationales` runner with the real `openai.AsyncOpenAI` client against the aiohttp stub
-of tests/test_data_prep_rationales.py; the ideal time is ceil(rows / concurrency) * latency.
+testsupport/rationale_stub.py; the ideal time is ceil(rows / concurrency) * latency.
 """
 from __future__ import annotations
 
@@ -15,17 +15,13 @@ import asyncio
 import contextlib
 import io
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from data_prep import rationales as R  # noqa: E402
-from data_prep.pipeline import Stats, convert_source, write_rows  # noqa: E402
-from data_prep.sources import SOURCES, fixture_path, read_local  # noqa: E402
+from data_prep import rationales as R
+from data_prep.pipeline import Stats, convert_source, write_rows
+from data_prep.sources import SOURCES, fixture_path, read_local
 
 
 def replicate(raw: list[dict], n: int) -> list[dict]:
@@ -50,7 +46,7 @@ def bench_conversion(n: int) -> None:
 
 
 def bench_rationales(n_rows: int, latency: float, concurrency: int) -> None:
-    from tests.test_data_prep_rationales import RationaleStub
+    from testsupport.rationale_stub import RationaleStub
     with tempfile.TemporaryDirectory() as tmp:
         demo = Path(tmp) / 'demo.jsonl'
         from data_prep.__main__ import main

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_judge_batch [--samples 64] [--latency 0.3] [--batches 5]
 
-The stub runs as its own process (``python -m tests.judge_stub``), so its threads do not share this process's
+The stub runs as its own process (``python -m testsupport.judge_stub``), so its threads do not share this process's
 interpreter. Every batch holds new completions (no cache hits). Printed per batch: the wall time of
 ``score_sync`` and its floor, one round trip (``latency``), and the CPU time this process spent on it (what a
 busy machine stretches: on a shared box, compare CPU time and interleave runs); the first batch also pays the one-off costs (SDK
@@ -36,13 +36,12 @@ def main(argv=None) -> int:
     p.add_argument('--latency', type=float, default=0.3)
     p.add_argument('--batches', type=int, default=5)
     a = p.parse_args(argv)
-    sys.path.insert(0, str(Path.cwd()))
     from plugin.config import JudgeConfig
     from plugin.judge import JudgeSample, judge_input, make_judge
     from plugin.judge_prompt import build_messages, cache_key
 
     port = _free_port()
-    stub = subprocess.Popen([sys.executable, '-m', 'tests.judge_stub', '--port', str(port), '--latency',
+    stub = subprocess.Popen([sys.executable, '-m', 'testsupport.judge_stub', '--port', str(port), '--latency',
                              str(a.latency), '--score', '0.75', '--model', 'judge-stub'], cwd=Path.cwd(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

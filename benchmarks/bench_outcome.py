@@ -1,7 +1,7 @@
 """Throughput of the outcome reward R_out (Eqs. 14-19) in completions per second, on one CPU core.
 
-    python benchmarks/bench_outcome.py --n 20000            # pure function plugin.rewards.outcome_scores
-    python benchmarks/bench_outcome.py --n 20000 --orm      # also through the ms-swift ORM (AWPOOutcome)
+    python -m benchmarks.bench_outcome --n 20000            # pure function plugin.outcome_reward.outcome_scores
+    python -m benchmarks.bench_outcome --n 20000 --orm      # also through the ms-swift ORM (AWPOOutcome)
 
 The completions are synthetic but shaped like real rollouts (seeded): a Qwen3 ``<think>`` block of
 40-300 words, then 1-3 hermes tool calls with nested / list arguments (70%) or a text answer (15%), and
@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from plugin.rewards import outcome_scores, render_tool_calls  # noqa: E402
+from plugin.outcome_reward import outcome_scores
+from plugin.toolcall_format import render_tool_calls
 
 WORDS = ('the user wants to find check call tool with parameter value city date because first then need '
          'weather flight hotel price search query result should I use argument return list filter').split()
@@ -91,7 +88,7 @@ def main() -> None:
            'format_ok_share': round(sum(f for f, _ in scores) / a.n, 4)}
 
     if a.orm:
-        from plugin.reward_funcs import AWPOOutcome
+        from plugin.orm_outcome import AWPOOutcome
         orm = AWPOOutcome()
         t0 = time.perf_counter()
         for i in range(0, a.n, a.batch):

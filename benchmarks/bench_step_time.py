@@ -3,12 +3,12 @@
     python -m benchmarks.bench_step_time [--steps 4] [--rows 8] [--repeats 1]
     python -m benchmarks.bench_step_time --latencies 0,5,10 [--steps 3] [--repeats 1] [--out FILE.json]
 
-Stock GRPO loads ``plugin/awpo_rewards.py`` (same rewards, ms-swift's trainer); AWPO loads
+Stock GRPO loads ``plugin/baselines.py`` (same rewards, ms-swift's trainer); AWPO loads
 ``plugin/awpo.py``. Both score with ``awpo_outcome awpo_judge`` on the shortest rows of the bundled demo set,
 SmolLM2-135M on the CPU.
 
 Without ``--latencies`` the judge is the offline rubric (or ``AWPO_JUDGE_BASE_URL``). With ``--latencies`` the
-judge is the stub (``python -m tests.judge_stub``, its own process) answering after L seconds, and three
+judge is the stub (``python -m testsupport.judge_stub``, its own process) answering after L seconds, and three
 runs are interleaved per repeat: stock GRPO, AWPO waiting for the judge inside the reward call
 (``AWPO_JUDGE_OVERLAP=0``, the old behaviour) and AWPO with the judge in flight during the old/ref log-prob
 pass (``judge.overlap``, the default). Reported: mean step time without the first step (warm-up), AWPO's
@@ -31,11 +31,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from plugin.smollm2 import prepare
-from tests.swift_run import REPO, read_log, run_grpo, shortest_rows, train_steps
+from cpu_model.smollm2 import prepare
+from testsupport.swift_run import REPO, read_log, run_grpo, shortest_rows, train_steps
 
-RUNS = [('stock GRPO', 'plugin/awpo_rewards.py'), ('AWPO', 'plugin/awpo.py')]
-LATENCY_RUNS = [('stock GRPO', 'plugin/awpo_rewards.py', {}),
+RUNS = [('stock GRPO', 'plugin/baselines.py'), ('AWPO', 'plugin/awpo.py')]
+LATENCY_RUNS = [('stock GRPO', 'plugin/baselines.py', {}),
                 ('AWPO wait', 'plugin/awpo.py', {'AWPO_JUDGE_OVERLAP': '0'}),
                 ('AWPO overlap', 'plugin/awpo.py', {'AWPO_JUDGE_OVERLAP': '1'})]
 LOCK = '/tmp/awpo-heavy.lock'
@@ -88,7 +88,7 @@ def latency_bench(args, model, data, work) -> dict:
     results = {}
     for L in [float(x) for x in args.latencies.split(',')]:
         port = _free_port()
-        stub = subprocess.Popen([sys.executable, '-m', 'tests.judge_stub', '--port', str(port), '--latency', str(L),
+        stub = subprocess.Popen([sys.executable, '-m', 'testsupport.judge_stub', '--port', str(port), '--latency', str(L),
                                  '--mode', 'content', '--model', 'stub-judge'], cwd=REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         try:

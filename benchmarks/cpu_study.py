@@ -15,7 +15,7 @@ with the same seed, the same batch and the same number of steps, through the pro
 Judge: the offline rubric by default; the OpenAI-compatible endpoint in ``AWPO_JUDGE_BASE_URL`` when it is set
 (the recipes' ``AWPO_CONFIG`` reads it; ``AWPO_JUDGE_MODEL`` names the served model).
 Before training (the warm start) and after each run (its LoRA adapter merged into a full folder), two
-evaluations: the held-out split scored by ``eval.heldout`` (mean format score, Eq. 15, and mean S_exec) and a
+evaluations: the held-out split scored by ``cpu_model.heldout`` (mean format score, Eq. 15, and mean S_exec) and a
 BFCL smoke subset (``simple_python``, ``multiple``; ``--bfcl-limit`` cases each) through ``shells/eval.sh``.
 
 Outputs, under ``--study-dir`` (default ``$STUDY_DIR`` or ``runs/cpu_study``)::
@@ -48,11 +48,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from data_prep.manifest import atomic_writer
+from eval import plots as P
 
-from data_prep.manifest import atomic_writer  # noqa: E402
-from eval import plots as P  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 METHODS = ['grpo', 'mixed_grpo', 'awpo']
 ABLATIONS = ['awpo_no_gating', 'awpo_no_difficulty', 'awpo_no_clip']
@@ -153,7 +152,7 @@ def _min(s: Optional[float]) -> str:
 
 
 def heldout_of(doc: Optional[Dict[str, Any]]) -> Tuple[Optional[float], Optional[float]]:
-    """(mean S_format, mean S_exec) from eval.heldout's summary."""
+    """(mean S_format, mean S_exec) from cpu_model.heldout's summary."""
     if not doc:
         return None, None
     return _finite(doc.get('format')), _finite(doc.get('exec'))
@@ -348,7 +347,7 @@ class Study:
         cmd = ['bash', 'shells/warm_start.sh'] + (['--quick'] if self.a.quick_warm_start else [])
         if self.dry:
             self.sh(cmd, 'warm_start')
-            from plugin.smollm2 import warm_start_dir
+            from cpu_model.smollm2 import warm_start_dir
             return warm_start_dir(quick=self.a.quick_warm_start)
         out = self.sh(cmd, 'warm_start', capture=True).strip().splitlines()
         if not out:
@@ -359,7 +358,7 @@ class Study:
 
     @staticmethod
     def check_model(path: Path) -> None:
-        from plugin.smollm2 import is_ready
+        from cpu_model.smollm2 import is_ready
         if not is_ready(path):  # never let train.sh's converter write the base model into this folder
             raise StudyError(f'the warm start {path} is not a complete model folder (config.json, '
                              'model.safetensors, tokenizer.json)')
@@ -374,7 +373,7 @@ class Study:
         if self.a.heldout_limit <= 0:
             return None
         out = self.dir / 'heldout' / f'{name}.json'
-        cmd = ['python', '-m', 'eval.heldout', '--model', str(model), '--rows', str(self.data / 'heldout.jsonl'),
+        cmd = ['python', '-m', 'cpu_model.heldout', '--model', str(model), '--rows', str(self.data / 'heldout.jsonl'),
                '--limit', str(self.a.heldout_limit), '--max-new-tokens', str(self.a.max_completion_length),
                '--out', str(out)]
         self.sh(cmd, f'{name}.heldout')

@@ -3,7 +3,7 @@
 Advantages come from the project's own code, never a copy:
   * GRPO and Mixed-reward GRPO: ms-swift's stock ``swift.rl_core.advantage.compute_advantages``
     (group mean, unbiased group std + 1e-4), on R_out alone or on R_out + J (plain group normalisation);
-  * AWPO and its ablations: ``plugin.awpo_core.awpo_advantages`` with the repo's configs
+  * AWPO and its ablations: ``plugin.advantage.awpo_advantages`` with the repo's configs
     ``shells/configs/awpo*.yaml``, called per seed (its clip radius, Eq. 29, is a per-batch quantity).
 The objective is Eq. 30 / Algorithm 1: min(r A, clip(r, 1 - eps, 1 + eps) A), averaged over the batch,
 with ``epochs`` passes over each generation batch (ms-swift's ``num_iterations``) so the clip matters.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from swift.rl_core.advantage import compute_advantages
 
-from plugin import awpo_core
+from plugin import advantage
 from plugin.config import AWPOConfig
 
 from .sim_env import JUDGE_LEVELS, EnvConfig, JudgeLevel, make_env
@@ -63,8 +63,8 @@ def stock_advantages(r_out: torch.Tensor, judge: Optional[torch.Tensor], k: int)
 
 
 def awpo_batch(r_out: torch.Tensor, judge: torch.Tensor, k: int, cfg: AWPOConfig):
-    """plugin.awpo_core.awpo_advantages on one seed's batch [G, K]: R_mix = R_out + J (Eq. 20)."""
-    res = awpo_core.awpo_advantages(r_out.reshape(-1), (r_out + judge).reshape(-1), k, cfg)
+    """plugin.advantage.awpo_advantages on one seed's batch [G, K]: R_mix = R_out + J (Eq. 20)."""
+    res = advantage.awpo_advantages(r_out.reshape(-1), (r_out + judge).reshape(-1), k, cfg)
     return res.advantages.view_as(r_out), res
 
 

@@ -1,7 +1,7 @@
 """SFT export for the SFT and SFT+GRPO baselines: the same instances, target appended as an assistant turn.
 
 target = `<think>{reference_rationale}</think>\n` + the calls in native hermes format
-(`plugin.rewards.render_tool_calls`, the same text the outcome reward parses), or the text answer.
+(`plugin.toolcall_format.render_tool_calls`, the same text the outcome reward parses), or the text answer.
 
 Only the target is trained: every earlier action of the dialogue (a `tool_call` or `assistant` message in
 the prompt) carries `"loss": false`, which ms-swift keeps through its row preprocessor and the merge of
@@ -19,7 +19,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from plugin.rewards import render_tool_calls
+from plugin.toolcall_format import render_tool_calls
 
 from .dialogue import row_key
 from .manifest import atomic_writer, remove_manifest, write_manifest

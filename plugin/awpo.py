@@ -4,7 +4,7 @@ Registers the AWPO rewards (``awpo_outcome``, ``awpo_format``, ``awpo_exec``, ``
 GRPO's trainer with :class:`plugin.trainer.AWPOGRPOTrainer` (AWPO advantage, Eq. 28; dynamic clip, Eq. 29).
 AWPO's own settings come from ``AWPO_CONFIG`` (a YAML/JSON file) and ``AWPO_<FIELD>`` variables: they are
 loaded and validated here, at import, so a bad value stops the run before any model is loaded.
-For baselines that need the rewards but stock GRPO, load ``plugin/awpo_rewards.py`` instead.
+For baselines that need the rewards but stock GRPO, load ``plugin/baselines.py`` instead.
 """
 import os
 import sys
@@ -13,7 +13,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:  # works from a clone without `pip install -e .`
     sys.path.insert(0, _REPO)
 
-from plugin.awpo_core import AWPOConfig  # noqa: E402
+from plugin.advantage import AWPOConfig  # noqa: E402
 from plugin.registry import register_rewards, register_trainer  # noqa: E402
 
 AWPOConfig.load()  # fail fast on a bad config (ValueError naming the field)

@@ -38,15 +38,15 @@ CONFIG_ENV = 'AWPO_CONFIG'
 NON_FIELD_ENV = {
     'AWPO_CONFIG': 'this module: the YAML/JSON config file',
     'AWPO_JUDGE_API_KEY': 'plugin/judge.py: the judge API key (the default judge.api_key_env)',
-    'AWPO_SMOLLM2_DIR': 'plugin/smollm2.py, shells/: folder of the converted SmolLM2 model',
-    'AWPO_WARMSTART_DIR': 'plugin/smollm2.py, shells/warm_start.sh: folder of the SFT warm-start model',
+    'AWPO_SMOLLM2_DIR': 'cpu_model/smollm2.py, shells/: folder of the converted SmolLM2 model',
+    'AWPO_WARMSTART_DIR': 'cpu_model/smollm2.py, shells/warm_start.sh: folder of the SFT warm-start model',
     'AWPO_BFCL_PYTHON': "eval/bfcl.py: python of bfcl-eval's own environment",
     'AWPO_BFCL_DATA': "data_prep/bfcl_live.py: bfcl-eval's data folder",
     'AWPO_APIBANK_DIR': 'eval/apibank.py: API-Bank data folder',
 }
 logger = logging.getLogger('awpo')
 _warned: set = set()
-# How tool names are compared in the outcome reward's r_name (Eq. 16); see plugin/rewards.py::name_score.
+# How tool names are compared in the outcome reward's r_name (Eq. 16); see plugin/outcome_reward.py::name_score.
 NAME_MATCH_MODES = ('multiset', 'set')
 
 _TRUE = {'1', 'true', 'yes', 'on'}
@@ -294,7 +294,7 @@ class AWPOConfig:
     gating, difficulty, dynamic_clip: ablation switches of Table 5.
     reward_name_match  Eq. 16 (r_name): 'multiset' counts repeated tool names, so extra or duplicated calls
                 always score below the exact answer (hedge-proof, as ToolRL's code); 'set' is the
-                paper-literal reading (a repeated guess is free). See plugin/rewards.py::name_score.
+                paper-literal reading (a repeated guess is free). See plugin/outcome_reward.py::name_score.
     """
     eps_std: float = 1e-6
     eps_mix: float = 0.7

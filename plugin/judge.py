@@ -51,7 +51,8 @@ import openai
 from .config import DIALECTS, JudgeConfig
 from .judge_prompt import (REPLY_SCHEMA, TIERS, JudgeInput, build_messages, cache_key, cut_reasoning,
                            parse_reply, snap_to_tier)
-from .rewards import json_equal, pair_calls, parse_completion, parse_ground_truth, render_tool_calls
+from plugin.outcome_reward import json_equal, pair_calls
+from plugin.toolcall_format import parse_completion, parse_ground_truth, render_tool_calls
 
 logger = logging.getLogger('awpo.judge')
 

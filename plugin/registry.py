@@ -7,10 +7,10 @@ import logging
 logger = logging.getLogger('awpo')
 
 REWARDS = {
-    'awpo_outcome': ('plugin.reward_funcs', 'AWPOOutcome'),  # R_out = S_format + S_exec (Eqs. 14-19)
-    'awpo_format': ('plugin.reward_funcs', 'AWPOFormat'),    # S_format (Eq. 15)
-    'awpo_exec': ('plugin.reward_funcs', 'AWPOExec'),        # S_exec (Eqs. 16-19)
-    'awpo_judge': ('plugin.judge_reward', 'AWPOJudge'),      # R_reasoning, LLM-as-a-judge (appendix B)
+    'awpo_outcome': ('plugin.orm_outcome', 'AWPOOutcome'),  # R_out = S_format + S_exec (Eqs. 14-19)
+    'awpo_format': ('plugin.orm_outcome', 'AWPOFormat'),    # S_format (Eq. 15)
+    'awpo_exec': ('plugin.orm_outcome', 'AWPOExec'),        # S_exec (Eqs. 16-19)
+    'awpo_judge': ('plugin.orm_judge', 'AWPOJudge'),      # R_reasoning, LLM-as-a-judge (appendix B)
 }
 TRAINER = 'plugin.trainer.AWPOGRPOTrainer'
 _announced = set()

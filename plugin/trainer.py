@@ -1,6 +1,6 @@
 """Thin glue: ms-swift's GRPOTrainer with AWPO's advantage (Eq. 28) and dynamic clip radius (Eq. 29).
 
-The maths lives in :mod:`plugin.awpo_core`; this module only
+The maths lives in :mod:`plugin.advantage`; this module only
   1. splits ms-swift's reward matrix into R_out (every non-judge column, weighted as ms-swift weights it,
      NaN-summed as ms-swift does) and the judge column (R_mix = R_out + w_judge * R_judge, Eq. 20),
   2. calls :func:`awpo_advantages`,
@@ -28,7 +28,7 @@ import torch
 from swift.rl_core.advantage import compute_reward_metrics
 from swift.rlhf_trainers import GRPOTrainer
 
-from .awpo_core import AWPOConfig, awpo_advantages
+from .advantage import AWPOConfig, awpo_advantages
 
 logger = logging.getLogger('awpo')
 

@@ -20,7 +20,7 @@ done
 [ -n "${STUDY_DIR:-}" ] && STUDY_DIR=$(abspath "$STUDY_DIR") && export STUDY_DIR
 # No network: never ask a model hub.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.awpo_core' 2>/dev/null; then
+if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.advantage' 2>/dev/null; then
   die "python ($(command -v python)) cannot import ms-swift and this project: run 'bash shells/setup_cpu.sh' and 'source .venv/bin/activate' first"
 fi
 exec python -m benchmarks.cpu_study "$@"

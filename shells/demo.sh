@@ -2,7 +2,7 @@
 # The whole AWPO pipeline on a CPU, offline, in minutes (the README's main command):
 #   bash shells/demo.sh [--dry-run] [--quick] [--llm-judge]
 # 1 model   the warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases so that it writes tool calls
-#           (python -m plugin.warm_start: built once if missing, a few minutes on an idle 2-core machine)
+#           (python -m cpu_model.warm_start: built once if missing, a few minutes on an idle 2-core machine)
 # 2 data    the RL split of those cases (python -m data_prep bfcl-split): rows whose groups have outcome spread
 # 3 train   a few AWPO steps: swift rlhf --rlhf_type grpo --external_plugins plugin/awpo.py, rewards
 #           awpo_outcome + awpo_judge (offline rubric judge, or the endpoint in AWPO_JUDGE_BASE_URL), then
@@ -15,7 +15,7 @@
 # API-Bank level, default 2; --quick 1), DEMO_BASELINE (1: also evaluate the untrained model; --quick 0),
 # DEMO_DIR (default runs/demo; everything the demo writes goes there), DEMO_COMPLETION (new tokens per
 # rollout, default 160: a plan + one call). A finished step is not redone (delete DEMO_DIR, or FORCE=1).
-# The warm start lives outside the repository (AWPO_WARMSTART_DIR, see plugin/warm_start.py).
+# The warm start lives outside the repository (AWPO_WARMSTART_DIR, see cpu_model/warm_start.py).
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -80,16 +80,16 @@ fi
 say "AWPO demo: $STEPS training steps, eval $LIMIT cases per subset, judge: $JUDGE; outputs in $DEMO_DIR/"
 
 # The project's environment must be active (README set-up): ms-swift, this package, the evaluators.
-if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.awpo_core' 2>/dev/null; then
+if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.advantage' 2>/dev/null; then
   die "python ($(command -v python)) cannot import ms-swift and this project: run 'bash shells/setup_cpu.sh' and 'source .venv/bin/activate' first"
 fi
 
 say "[1/6] model: the SmolLM2-135M warm start (SFT on BFCL live cases; built once if missing)"
 if [ "$DRY_RUN" = 1 ]; then
-  run python -m plugin.warm_start
-  MODEL_DIR=$(python -c "from plugin.smollm2 import warm_start_dir; print(warm_start_dir())")
+  run python -m cpu_model.warm_start
+  MODEL_DIR=$(python -c "from cpu_model.smollm2 import warm_start_dir; print(warm_start_dir())")
 else
-  MODEL_DIR=$(python -m plugin.warm_start | tail -n 1)
+  MODEL_DIR=$(python -m cpu_model.warm_start | tail -n 1)
   say "      $MODEL_DIR"
 fi
 # shells/train.sh's smollm2 backbone is the folder AWPO_SMOLLM2_DIR names: the warm start.

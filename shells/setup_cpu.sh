@@ -28,7 +28,7 @@ if [ "${SKIP_EVAL_VENV:-0}" != 1 ]; then
   "$EVAL_VENV/bin/python" -m pip install -q bfcl-eval==2026.3.23 soundfile
 fi
 # The small real chat model for CPU runs, converted once into a local HF folder outside the repo.
-python -m plugin.smollm2
+python -m cpu_model.smollm2
 python - <<'PY'
 import torch, swift, transformers
 print(f'[setup] torch {torch.__version__}, ms-swift {swift.__version__}, transformers {transformers.__version__}')

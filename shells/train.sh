@@ -46,10 +46,10 @@ if [ "$MODEL" = smollm2 ]; then
   # The CPU backbone (SmolLM2-135M-Instruct): the same recipe scaled to 2 cores. What changes, and why:
   # LoRA (far fewer weights to update and save on 2 cores) with a LoRA learning rate, G = 4 and 64 new
   # tokens (~17 s a step on an idle 2-core machine), one prompt per step, no vLLM / DeepSpeed.
-  if [ "$DRY_RUN" = 1 ]; then  # where plugin.smollm2 puts it (a real run converts it first if needed)
+  if [ "$DRY_RUN" = 1 ]; then  # where cpu_model.smollm2 puts it (a real run converts it first if needed)
     MODEL_ID=${AWPO_SMOLLM2_DIR:-$HOME/.cache/awpo/SmolLM2-135M-Instruct}
   else
-    MODEL_ID=$(cd "$REPO_ROOT" && python -m plugin.smollm2 | tail -n 1)
+    MODEL_ID=$(cd "$REPO_ROOT" && python -m cpu_model.smollm2 | tail -n 1)
   fi
   MODEL_ARGS=(--model_type llama --template chatml --torch_dtype float32 --check_model false)
   TUNER_TYPE=lora; LEARNING_RATE=1e-4; SFT_LEARNING_RATE=1e-4; NUM_GENERATIONS=4; PROMPTS_PER_STEP=1

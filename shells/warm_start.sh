@@ -3,7 +3,7 @@
 #   bash shells/warm_start.sh [--force]
 # Idempotent: a finished warm start (its warmstart.json marker) is reused; a killed build is redone.
 # The last line printed is the model folder ($AWPO_WARMSTART_DIR or ~/.cache/awpo/SmolLM2-135M-warmstart).
-# One build, short enough for CI (--quick is accepted and builds the same). Details: plugin/warm_start.py.
+# One build, short enough for CI (--quick is accepted and builds the same). Details: cpu_model/warm_start.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec python -m plugin.warm_start "$@"
+exec python -m cpu_model.warm_start "$@"

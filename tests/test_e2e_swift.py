@@ -19,7 +19,7 @@ import time
 import pytest
 
 from plugin.trainer import check_compatible
-from tests.swift_run import REPO, run_grpo, shortest_rows
+from testsupport.swift_run import REPO, run_grpo, shortest_rows
 
 pytestmark = pytest.mark.slow
 SECRET = 'sk-awpo-e2e-SECRET-7f3a9c'
@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def start_stub(port: int, score: float):
-    proc = subprocess.Popen([sys.executable, '-m', 'tests.judge_stub', '--port', str(port), '--mode', 'ok',
+    proc = subprocess.Popen([sys.executable, '-m', 'testsupport.judge_stub', '--port', str(port), '--mode', 'ok',
                              '--score', str(score), '--latency', '0.05', '--model', 'stub-judge'], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()
@@ -70,7 +70,7 @@ def test_awpo_trains_with_http_judge_that_dies_mid_run(smollm2_dir, demo_rows, t
         if stub.poll() is None:
             stub.kill()
     assert rc == 0, log[-3000:]
-    from tests.swift_run import read_log, train_steps
+    from testsupport.swift_run import read_log, train_steps
     steps = [r for r in train_steps(read_log(out)) if 'awpo/clip_eps' in r]
     print(f'AWPO run: {len(steps)} steps in {time.time() - t0:.0f} s, step_time {[r.get("step_time") for r in steps]}')
     assert len(steps) == 3, steps
@@ -105,7 +105,7 @@ def test_awpo_without_judge_column_runs_and_says_so_once(smollm2_dir, demo_rows,
     rc, log = run_grpo(smollm2_dir, demo_rows, out, ['awpo_format', 'awpo_exec'], steps=1,
                        env={'AWPO_DIFFICULTY': '0'})
     assert rc == 0, log[-3000:]
-    from tests.swift_run import read_log, train_steps
+    from testsupport.swift_run import read_log, train_steps
     (step,) = [r for r in train_steps(read_log(out)) if 'awpo/clip_eps' in r]
     assert step['awpo/w_mix_mean'] == 0.0 and step['awpo/clip_eps'] == pytest.approx(0.2)
     assert step['awpo/d_mean'] == 1.0  # AWPO_DIFFICULTY=0 reached the trainer
@@ -127,7 +127,7 @@ def test_overlapped_judge_gives_the_same_judge_column_as_waiting(smollm2_dir, de
     """judge.overlap on (default) vs off, same data and seed, a judge whose score depends on the request
     content: the judge column that ms-swift logs per completion, and its metric, are the same."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, '-m', 'tests.judge_stub', '--port', str(port), '--mode', 'content',
+    proc = subprocess.Popen([sys.executable, '-m', 'testsupport.judge_stub', '--port', str(port), '--mode', 'content',
                              '--latency', '0.5', '--model', 'stub-judge'], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     assert 'listening' in proc.stdout.readline()
@@ -141,7 +141,7 @@ def test_overlapped_judge_gives_the_same_judge_column_as_waiting(smollm2_dir, de
                                env={**env, 'AWPO_JUDGE_OVERLAP': overlap},
                                extra=['--log_completions', 'true', '--max_completion_length', '24'])
             assert rc == 0, log[-3000:]
-            from tests.swift_run import read_log, train_steps
+            from testsupport.swift_run import read_log, train_steps
             (step,) = [r for r in train_steps(read_log(out)) if 'awpo/clip_eps' in r]
             runs[name] = (step, _judge_column(out), log)
     finally:

@@ -1,4 +1,4 @@
-"""The judge client against a real OpenAI-compatible HTTP server on 127.0.0.1 (tests/judge_stub.py), through
+"""The judge client against a real OpenAI-compatible HTTP server on 127.0.0.1 (testsupport/judge_stub.py), through
 the real ``openai`` client: concurrency, every fault -> None, circuit breaker, cache, health check."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from plugin.config import JudgeConfig
 from plugin.judge import CircuitBreaker, JudgeSample, JudgeUnreachable, OpenAIJudge, make_judge
-from tests.judge_stub import JudgeStub
+from testsupport.judge_stub import JudgeStub
 
 GOLD = json.dumps([{'name': 'get_weather', 'arguments': {'city': 'Oslo'}}])
 
@@ -212,8 +212,8 @@ def test_health_check_passes_and_names_a_model_not_served():
 
 
 def test_stub_runs_as_a_process_and_can_be_killed(repo_root):
-    """`python -m tests.judge_stub` (what the end-to-end swift test runs): ready line, serves, dies on kill."""
-    proc = subprocess.Popen([sys.executable, '-m', 'tests.judge_stub', '--port', '0', '--mode', 'ok',
+    """`python -m testsupport.judge_stub` (what the end-to-end swift test runs): ready line, serves, dies on kill."""
+    proc = subprocess.Popen([sys.executable, '-m', 'testsupport.judge_stub', '--port', '0', '--mode', 'ok',
                              '--latency', '0.05', '--score', '0.5'], cwd=repo_root, stdout=subprocess.PIPE,
                             text=True)
     try:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from plugin import judge_audit
-from tests.judge_stub import JudgeStub
+from testsupport.judge_stub import JudgeStub
 
 FAKE_KEY = 'sk-AWPO-audit-key-0b5e2d-DO-NOT-LEAK'
 

@@ -12,7 +12,7 @@ import pytest
 
 from plugin.config import AWPOConfig, JudgeConfig
 from plugin.judge import JudgeSample, JudgeUnreachable, make_judge, redact
-from tests.judge_stub import JudgeStub
+from testsupport.judge_stub import JudgeStub
 
 KEY = 'sk-AWPO-dialect-key-93be71-DO-NOT-LEAK'
 GOLD = json.dumps([{'name': 'get_weather', 'arguments': {'city': 'Oslo'}}])
@@ -98,7 +98,7 @@ def test_api_key_appears_in_no_text_that_leaves_the_judge(mode, monkeypatch, tmp
     """The server echoes the Authorization header in its 4xx/5xx body; logs at DEBUG (ours, openai's, httpx's),
     exceptions, the audit table and its output file, and the cache file never show the key."""
     from plugin import judge_audit
-    from plugin.judge_reward import AWPOJudge
+    from plugin.orm_judge import AWPOJudge
     monkeypatch.setenv('AWPO_JUDGE_API_KEY', KEY)
     monkeypatch.delenv('AWPO_CONFIG', raising=False)
     with JudgeStub(mode=mode) as stub, caplog.at_level(logging.DEBUG):
@@ -147,7 +147,7 @@ def test_hostile_completions_never_raise_and_are_still_judged():
 def test_deferred_judge_returns_placeholders_at_once_and_collect_waits(monkeypatch):
     """What the AWPO trainer does with judge.overlap: the reward call returns before the judge answers; the
     scores arrive through collect(), in call order, equal to a non-deferred call's."""
-    from plugin.judge_reward import AWPOJudge
+    from plugin.orm_judge import AWPOJudge
     monkeypatch.delenv('AWPO_CONFIG', raising=False)
     completions = [f'<think>why {i}</think>\n{CALL}' for i in range(4)]
     kw = dict(ground_truth=[GOLD] * 4, messages=[[{'role': 'user', 'content': 'weather?'}]] * 4)

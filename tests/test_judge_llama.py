@@ -23,7 +23,7 @@ from plugin.config import JudgeConfig
 from plugin.judge import make_judge
 from plugin.judge_audit import builtin_completions, to_sample
 from plugin.judge_prompt import FIGURE2_RUBRIC
-from tests.swift_run import REPO, read_log, run_grpo, shortest_rows, train_steps
+from testsupport.swift_run import REPO, read_log, run_grpo, shortest_rows, train_steps
 
 pytestmark = pytest.mark.slow
 MODEL = 'smollm2-judge'

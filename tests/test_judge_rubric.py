@@ -10,7 +10,7 @@ import pytest
 from plugin.config import JudgeConfig
 from plugin.judge import (RubricJudge, JudgeSample, TIERS, make_judge, rubric_execution, rubric_parameters,
                           rubric_reasoning_path, rubric_score, rubric_tool_selection)
-from tests.judge_stub import JudgeStub
+from testsupport.judge_stub import JudgeStub
 
 TOOLS = [{'name': 'get_weather', 'parameters': {'city': {'type': 'string'}, 'unit': {'type': 'string'}}},
          {'name': 'get_time', 'parameters': {'city': {'type': 'string'}}}]
@@ -77,7 +77,7 @@ def test_awpo_judge_glue_against_the_stub(monkeypatch):
     """AWPOJudge as ms-swift calls it: built with args, awaited under asyncio.run with the reward kwargs."""
     from swift.rewards import AsyncORM
 
-    from plugin.judge_reward import AWPOJudge
+    from plugin.orm_judge import AWPOJudge
     assert issubclass(AWPOJudge, AsyncORM) and AWPOJudge.awpo_role == 'judge'
     completions = [PERFECT, WRONG_TOOL, PERFECT]
     history = [{'role': 'system', 'content': 'You are a tool user.'},

@@ -12,7 +12,7 @@ import pytest
 from plugin.config import AWPOConfig, JudgeConfig
 from plugin.judge import JudgeSample, JudgeUnreachable, OpenAIJudge, make_judge
 from plugin.judge_prompt import FIGURE2_RUBRIC, SECTIONS, parse_reply, snap_to_tier
-from tests.judge_stub import JudgeStub
+from testsupport.judge_stub import JudgeStub
 
 FAKE_KEY = 'sk-AWPO-fake-key-7f3a9c1e-DO-NOT-LEAK'
 GOLD = json.dumps([{'name': 'get_weather', 'arguments': {'city': 'Oslo'}}])

@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 
-from tests.conftest import REPO
+from testsupport import REPO
 
 
 def load_as(name: str, path):
@@ -24,7 +24,7 @@ def test_registration_is_idempotent_and_uses_swift_tables():
     import_external_file(str(REPO / 'plugin' / 'awpo.py'))  # ms-swift's own importer
     first = {k: orms[k] for k in ('awpo_outcome', 'awpo_format', 'awpo_exec', 'awpo_judge')}
     load_as('_awpo_again', REPO / 'plugin' / 'awpo.py')  # a second import, e.g. in a dataloader worker
-    load_as('_awpo_rewards_only', REPO / 'plugin' / 'awpo_rewards.py')
+    load_as('_awpo_rewards_only', REPO / 'plugin' / 'baselines.py')
     assert {k: orms[k] for k in first} == first  # the very same classes, not re-created copies
     assert [c.__name__ for c in first.values()] == ['AWPOOutcome', 'AWPOFormat', 'AWPOExec', 'AWPOJudge']
     assert getattr(first['awpo_judge'], 'awpo_role', None) == 'judge'

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from benchmarks.bench_outcome import make_case
-from plugin.rewards import MAX_COMPLETION_CHARS
+from plugin.toolcall_format import MAX_COMPLETION_CHARS
 
 BOUND_S = 0.050  # per completion, best of 3 runs (a shared CI box's scheduler noise is not the reward's work)
 GOLDS = ['[]', json.dumps([{'name': 'f', 'arguments': {'a': 1}}]),

@@ -9,9 +9,10 @@ from itertools import permutations
 
 import pytest
 
-from plugin.rewards import (MAX_TOOL_CALLS, exec_score, exec_terms, format_score, json_equal, loads_json,
-                            name_score, normalize_call, outcome_scores, pair_calls, parse_completion,
-                            parse_ground_truth, render_tool_calls)
+from plugin.outcome_reward import (exec_score, exec_terms, format_score, json_equal, name_score, outcome_scores,
+                                   pair_calls)
+from plugin.toolcall_format import (MAX_TOOL_CALLS, loads_json, normalize_call, parse_completion, parse_ground_truth,
+                                    render_tool_calls)
 
 
 def call(name, **arguments):
@@ -493,8 +494,8 @@ def test_exec_matches_brute_force_reference_on_random_cases():
 @pytest.fixture(scope='module')
 def swift_funcs():
     pytest.importorskip('swift')
-    from plugin import reward_funcs
-    return reward_funcs
+    from plugin import orm_outcome
+    return orm_outcome
 
 
 def test_render_matches_ms_swift_hermes_template(swift_funcs):

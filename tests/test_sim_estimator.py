@@ -8,7 +8,7 @@ import torch
 
 from benchmarks import sim_estimator, sim_train
 from benchmarks.sim_env import JUDGE_LEVELS, EnvConfig, make_env, snap
-from plugin import awpo_core
+from plugin import advantage
 from plugin.judge_prompt import TIERS, snap_to_tier
 
 TINY = sim_train.TrainConfig(steps=6, groups=8)
@@ -73,22 +73,22 @@ def test_awpo_advantage_is_the_plugins_own(monkeypatch):
     for name in ('awpo.yaml', 'awpo_no_gating.yaml', 'awpo_no_difficulty.yaml', 'awpo_no_clip.yaml'):
         cfg = sim_train.load_awpo_config(name)
         adv, res = sim_train.awpo_batch(r_out, judge, 4, cfg)
-        direct = awpo_core.awpo_advantages(r_out.reshape(-1), (r_out + judge).reshape(-1), 4, cfg)
+        direct = advantage.awpo_advantages(r_out.reshape(-1), (r_out + judge).reshape(-1), 4, cfg)
         torch.testing.assert_close(adv.reshape(-1), direct.advantages, rtol=0, atol=0)
         assert res.clip_eps == direct.clip_eps
     assert sim_train.load_awpo_config('awpo_no_gating.yaml').gating is False
     assert sim_train.load_awpo_config('awpo_no_clip.yaml').dynamic_clip is False
     assert sim_train.load_awpo_config('awpo_no_difficulty.yaml').difficulty is False
 
-    # and the training loop goes through plugin.awpo_core.awpo_advantages, once per seed and step
+    # and the training loop goes through plugin.advantage.awpo_advantages, once per seed and step
     calls = []
-    real = awpo_core.awpo_advantages
+    real = advantage.awpo_advantages
 
     def spy(r_out, r_mix, k, cfg=None):
         calls.append((r_out.clone(), r_mix.clone(), k, cfg.gating))
         return real(r_out, r_mix, k, cfg)
 
-    monkeypatch.setattr(awpo_core, 'awpo_advantages', spy)
+    monkeypatch.setattr(advantage, 'awpo_advantages', spy)
     out = sim_train.train('awpo_no_gating', JUDGE_LEVELS['good'], [0, 1], TINY)
     assert len(calls) == 2 * TINY.steps
     assert all(k == TINY.k and gating is False for _, _, k, gating in calls)
@@ -98,7 +98,7 @@ def test_awpo_advantage_is_the_plugins_own(monkeypatch):
 
 
 def test_stock_methods_do_not_call_awpo(monkeypatch):
-    monkeypatch.setattr(awpo_core, 'awpo_advantages', lambda *a, **k: pytest.fail('GRPO must not use AWPO'))
+    monkeypatch.setattr(advantage, 'awpo_advantages', lambda *a, **k: pytest.fail('GRPO must not use AWPO'))
     out = sim_train.train('mixed_grpo', JUDGE_LEVELS['good'], [0], TINY)
     assert np.isnan(out['clip_eps']).all()
 

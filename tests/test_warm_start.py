@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from data_prep import bfcl_live
-from eval import heldout
-from plugin import warm_start
+from cpu_model import heldout
+from cpu_model import warm_start
 
 
 @pytest.fixture(scope='module')

@@ -16,7 +16,7 @@
 # rollouts are wasted. So a step costs 1 to 1 + max_resample_times batches of rollouts: capped here at 2
 # resamples, i.e. at most 3x the rollouts of the other methods (ms-swift's default 3 would allow 4x).
 METHOD_KIND=rl
-METHOD_PLUGIN=plugin/awpo_rewards.py
+METHOD_PLUGIN=plugin/baselines.py
 METHOD_REWARDS=(awpo_format awpo_exec soft_overlong)
 METHOD_ARGS=(--loss_type dapo --epsilon_high 0.28 --dynamic_sample true --max_resample_times 2
              --overlong_filter true --soft_cache_length 256)

@@ -8,7 +8,7 @@
 # SFT+GRPO (Tables 2-3): the GRPO (ToolRL rewards) recipe started from the SFT checkpoint of the same
 # backbone (train.sh runs `sft` first if it is missing).
 METHOD_KIND=rl
-METHOD_PLUGIN=plugin/awpo_rewards.py
+METHOD_PLUGIN=plugin/baselines.py
 METHOD_REWARDS=(awpo_format awpo_exec)
 METHOD_ARGS=(--loss_type grpo --scale_rewards group)
 METHOD_AWPO_CONFIG=

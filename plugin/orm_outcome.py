@@ -1,4 +1,4 @@
-"""ms-swift glue for the outcome reward (Eqs. 14-19): ORM classes over ``plugin.rewards``.
+"""ms-swift glue for the outcome reward (Eqs. 14-19): ORM classes over ``plugin.outcome_reward``.
 
 Registered by ``plugin/registry.py`` as ``awpo_outcome`` (R_out = S_format + S_exec, in [0, 2]),
 ``awpo_format`` (S_format, Eq. 15) and ``awpo_exec`` (S_exec, Eqs. 16-19).
@@ -8,7 +8,7 @@ ms-swift calls ``reward(completions, **kwargs)`` where ``completions[i]`` is ``m
 ``ground_truth`` column (JSON string, a list of ``{"name", "arguments"}``). A sample whose ground truth is
 missing or broken scores ``None`` (NaN in ms-swift's reward matrix), never a silent 0, and the row is
 named once in a warning. The completion itself never makes a reward raise or return ``None``: what
-cannot be read scores as unparseable (0), see ``plugin/rewards.py``.
+cannot be read scores as unparseable (0), see ``plugin/toolcall_format.py``.
 
 How tool names are compared (r_name, Eq. 16) comes from the AWPO config field ``reward_name_match``
 (``AWPO_REWARD_NAME_MATCH``): ``multiset`` (default, hedge-proof) or ``set`` (paper-literal).
@@ -21,7 +21,8 @@ from typing import Any, List, Optional
 from swift.rewards import ORM
 
 from plugin.config import AWPOConfig
-from plugin.rewards import THINK_CLOSE, THINK_OPEN, exec_score, parse_completion, parse_ground_truth
+from plugin.outcome_reward import exec_score
+from plugin.toolcall_format import THINK_CLOSE, THINK_OPEN, parse_completion, parse_ground_truth
 
 logger = logging.getLogger('awpo')
 

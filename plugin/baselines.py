@@ -1,4 +1,4 @@
-"""``--external_plugins plugin/awpo_rewards.py``: the AWPO rewards only, with ms-swift's stock GRPO trainer.
+"""``--external_plugins plugin/baselines.py``: the AWPO rewards only, with ms-swift's stock GRPO trainer.
 
 For the baselines of the paper's Tables 2-5 (ToolRL/GRPO, Dr.GRPO, DAPO, "Mixed Reward GRPO") that score
 with the same rewards but do not use AWPO's advantage or clip.

@@ -1,10 +1,10 @@
 """Held-out tool-calling score of a model on project rows (issue 10: warm start before / after SFT).
 
-    python -m eval.heldout --model DIR --rows heldout.jsonl [--limit N] [--max-new-tokens 160] [--out FILE.json]
+    python -m cpu_model.heldout --model DIR --rows heldout.jsonl [--limit N] [--max-new-tokens 160] [--out FILE.json]
 
 Greedy generation with ms-swift's own inference engine (``TransformersEngine``) and the training template
 (``chatml`` + hermes agent template, as ``shells/train.sh smollm2`` trains), then the project's reward
-functions (``plugin/rewards.py``) on every completion:
+functions (``plugin/outcome_reward.py``) on every completion:
 * ``format``  mean S_format (Eq. 15; note a plain text answer is well-formed too);
 * ``exec``    mean S_exec (Eqs. 16-19) against the row's ``ground_truth``;
 * ``calls``   share of completions holding at least one well-formed ``<tool_call>`` (every block parses
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from eval.jsonl import read_jsonl
-from plugin.rewards import outcome_scores, parse_completion
+from plugin.outcome_reward import outcome_scores
+from plugin.toolcall_format import parse_completion
 
 TEMPLATE, AGENT_TEMPLATE, MODEL_TYPE = 'chatml', 'hermes', 'llama'
 
@@ -81,7 +82,7 @@ def generate(model_dir: str, rows: Sequence[dict], max_new_tokens: int = 160, ba
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m eval.heldout', description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(prog='python -m cpu_model.heldout', description=__doc__.split('\n\n')[0])
     p.add_argument('--model', required=True, help='HF model folder (base SmolLM2 or the warm start)')
     p.add_argument('--rows', required=True, type=Path, help='project rows, e.g. heldout.jsonl of data_prep bfcl-split')
     p.add_argument('--limit', type=int, default=None)

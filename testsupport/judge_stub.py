@@ -30,7 +30,7 @@ In-process::
 
 As a process (for end-to-end runs that kill it mid-run)::
 
-    python -m tests.judge_stub --port 8011 --mode ok --latency 0.3
+    python -m testsupport.judge_stub --port 8011 --mode ok --latency 0.3
     # prints "judge stub listening on http://127.0.0.1:8011/v1" once ready; SIGTERM/SIGINT stop it.
 """
 from __future__ import annotations
@@ -190,7 +190,7 @@ class JudgeStub:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog='python -m tests.judge_stub', description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(prog='python -m testsupport.judge_stub', description=__doc__.split('\n')[0])
     p.add_argument('--port', type=int, default=0, help='0 = any free port (printed)')
     p.add_argument('--mode', choices=MODES, default='ok')
     p.add_argument('--latency', type=float, default=0.0)

@@ -1,6 +1,6 @@
 """The warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases until it writes ``<tool_call>`` blocks.
 
-    python -m plugin.warm_start [--force]      # (or bash shells/warm_start.sh) prints the folder last
+    python -m cpu_model.warm_start [--force]      # (or bash shells/warm_start.sh) prints the folder last
 
 Why: the base model never emits a tool call, so every GRPO group has the same outcome reward and AWPO has
 nothing to work on (issue 10). Steps, each skipped when already done:
@@ -30,14 +30,14 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from plugin.smollm2 import prepare as prepare_base
-from plugin.smollm2 import warm_start_dir
+from cpu_model.smollm2 import prepare as prepare_base
+from cpu_model.smollm2 import warm_start_dir
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = 'warmstart.json'
 SAVE_EVERY = 8
 # One epoch: 82 optimiser steps of 2 rows (all 164 sft rows, ~450 tokens each), LoRA (train.sh's smollm2 SFT)
-# at lr 1e-3. Measured on the 41 held-out rows (python -m eval.heldout): 24 steps (48 rows, 2.1 min on an idle
+# at lr 1e-3. Measured on the 41 held-out rows (python -m cpu_model.heldout): 24 steps (48 rows, 2.1 min on an idle
 # 2-core box) reached format 0.780 / S_exec 0.500, under issue 10's 0.8 bar; one epoch (6.6 min) reaches
 # format 0.976 / S_exec 0.679. The target format is rigid (a one-line plan + one hermes call), so a high LoRA
 # rate teaches it; 2 rows a step keep the build short enough for CI to make it on a new machine.
@@ -157,7 +157,7 @@ def build(force: bool = False, target: Optional[Path] = None) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m plugin.warm_start', description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(prog='python -m cpu_model.warm_start', description=__doc__.split('\n\n')[0])
     p.add_argument('--quick', action='store_true', help='accepted for scripts; the one build already fits CI')
     p.add_argument('--force', action='store_true', help='rebuild even if a finished warm start exists')
     p.add_argument('--out', type=Path, default=None, help='target folder (default: see module doc)')
