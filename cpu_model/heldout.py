@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from cpu_model.smollm2 import AGENT_TEMPLATE, MODEL_TYPE, TEMPLATE, TORCH_DTYPE
 from eval.jsonl import read_jsonl
 from plugin.outcome_reward import outcome_scores
 from plugin.toolcall_format import parse_completion
-
-TEMPLATE, AGENT_TEMPLATE, MODEL_TYPE = 'chatml', 'hermes', 'llama'
 
 
 def has_tool_call(text: str) -> bool:
@@ -73,7 +72,8 @@ def generate(model_dir: str, rows: Sequence[dict], max_new_tokens: int = 160, ba
     from swift.infer_engine import InferRequest, RequestConfig, TransformersEngine
     from swift.model import get_model_processor
     from swift.template import get_template
-    model, processor = get_model_processor(str(model_dir), model_type=MODEL_TYPE, torch_dtype=torch.float32)
+    model, processor = get_model_processor(str(model_dir), model_type=MODEL_TYPE,
+                                           torch_dtype=getattr(torch, TORCH_DTYPE))
     template = get_template(processor, template_type=TEMPLATE, agent_template=AGENT_TEMPLATE)
     engine = TransformersEngine(model, template=template, max_batch_size=batch)
     requests = [InferRequest(messages=r['messages'], tools=r['tools']) for r in rows]

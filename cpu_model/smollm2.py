@@ -2,10 +2,14 @@
 Hugging Face folder that ms-swift can train on the CPU.
 
     python -m cpu_model.smollm2 [--out DIR]       # prints the folder; idempotent
+    python -m cpu_model.smollm2 --print-flags     # the ms-swift flags that train it (shells/train.sh reads them)
 
 The folder defaults to ``$AWPO_SMOLLM2_DIR`` or ``~/.cache/awpo/SmolLM2-135M-Instruct`` (never inside the
 repository). transformers dequantises the Q4_1 GGUF (needs ``gguf``); ``save_pretrained`` refuses a GGUF
 quantisation config, so the weights are moved into a fresh ``LlamaForCausalLM`` built from a clean config.
+
+The model's ms-swift flags live here only (:data:`MODEL_FLAGS`, :data:`TRAIN_FLAGS`); ``shells/train.sh
+smollm2``, ``eval/serve.py --smollm2``, ``cpu_model/heldout.py`` and ``testsupport/swift_run.py`` read them.
 """
 from __future__ import annotations
 
@@ -18,6 +22,18 @@ import tempfile
 from pathlib import Path
 
 GGUF_NAME = 'SmolLM2-135M-Instruct.Q4_1.gguf'
+
+# How ms-swift loads the converted folder: a plain Llama architecture, rendered with ms-swift's `chatml`
+# template (SmolLM2-Instruct's own chat format), in float32 (the CPU has no fast bf16 kernels).
+MODEL_TYPE, TEMPLATE, TORCH_DTYPE = 'llama', 'chatml', 'float32'
+# The tool-call text format of the project (plugin/toolcall_format.py): hermes <tool_call> tags. Not a fact
+# of this model: shells/train.sh passes it for every backbone.
+AGENT_TEMPLATE = 'hermes'
+# Flags for every ms-swift command that loads the model (swift rlhf / sft / deploy / infer).
+MODEL_FLAGS = ['--model_type', MODEL_TYPE, '--template', TEMPLATE, '--torch_dtype', TORCH_DTYPE]
+# Training commands only (`swift deploy` has no such flag): at start ms-swift's check_model sends the
+# model's config to the ModelScope hub, a network call that only times out here.
+TRAIN_FLAGS = MODEL_FLAGS + ['--check_model', 'false']
 # ChatML, as SmolLM2-Instruct ships it; ms-swift renders with its own `chatml` template anyway.
 CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
                  "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
@@ -87,7 +103,12 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--out', type=Path, default=None, help='target folder (default: %(default)s -> ' +
                    str(default_dir()) + ')')
+    p.add_argument('--print-flags', action='store_true',
+                   help='print the ms-swift training flags of the model on one line (TRAIN_FLAGS) and exit')
     args = p.parse_args(argv)
+    if args.print_flags:
+        print(' '.join(TRAIN_FLAGS))
+        return
     print(prepare(args.out))
 
 

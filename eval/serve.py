@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from cpu_model import smollm2
+
 DEFAULT_SERVED_NAME = 'awpo-eval'
 HEAVY_LOCK = '/tmp/awpo-heavy.lock'
 # vLLM's window for evaluation. Without it vLLM takes the model's own (262k for Qwen3-4B-2507, ~39 GB of KV
@@ -290,10 +292,10 @@ class Server:
             self._lock_fd = None
 
 
-# Flags that make `swift deploy` serve the small CPU model (SmolLM2-135M-Instruct, a Llama in ChatML).
-# The CPU model: its chat format, and a generation cap (an uncapped 135M model can ramble for minutes on 2 cores).
-SMOLLM2_SWIFT_ARGS = ['--model_type', 'llama', '--template', 'chatml', '--agent_template', 'hermes',
-                      '--torch_dtype', 'float32', '--max_new_tokens', '48']
+# Flags that make `swift deploy` serve the small CPU model (SmolLM2-135M-Instruct): the model's own flags
+# (cpu_model/smollm2.py MODEL_FLAGS), the project's tool-call format, and a generation cap (a serving
+# setting: an uncapped 135M model can ramble for minutes on 2 cores).
+SMOLLM2_SWIFT_ARGS = [*smollm2.MODEL_FLAGS, '--agent_template', smollm2.AGENT_TEMPLATE, '--max_new_tokens', '48']
 
 
 def add_server_args(p: argparse.ArgumentParser) -> None:

@@ -12,11 +12,14 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from cpu_model import smollm2
+
 REPO = Path(__file__).resolve().parents[1]
 
-# The flags that work for SmolLM2-135M on 2 CPU cores (see README, "CPU runs").
-CPU_FLAGS = ['--model_type', 'llama', '--template', 'chatml', '--agent_template', 'hermes', '--torch_dtype', 'float32',
-             '--tuner_type', 'lora', '--dataloader_num_workers', '0', '--report_to', 'none', '--check_model', 'false',
+# The model's own training flags (cpu_model/smollm2.py), the project's tool-call format, then the settings
+# of these tests that work for SmolLM2-135M on 2 CPU cores (see README, "CPU runs").
+CPU_FLAGS = [*smollm2.TRAIN_FLAGS, '--agent_template', smollm2.AGENT_TEMPLATE,
+             '--tuner_type', 'lora', '--dataloader_num_workers', '0', '--report_to', 'none',
              '--num_generations', '4', '--per_device_train_batch_size', '8', '--gradient_accumulation_steps', '1',
              '--max_completion_length', '40', '--max_length', '1536', '--temperature', '1.0', '--logging_steps', '1',
              '--save_strategy', 'no', '--learning_rate', '1e-5', '--seed', '42', '--dataset_num_proc', '1']
