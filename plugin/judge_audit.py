@@ -27,9 +27,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
-from .config import AWPOConfig
-from .judge import JudgeSample, make_judge, redact
-from .judge_prompt import FIGURE2_RUBRIC
+from plugin.config import AWPOConfig
+from plugin.judge import JudgeSample, make_judge
+from plugin.judge_prompt import FIGURE2_RUBRIC
+from plugin.judge_runtime import redact
 
 TOOLS = [
     {'name': 'get_weather', 'description': 'Current weather of a city.',

@@ -21,15 +21,12 @@ sets ``defer``: there the call waits for its scores as usual.
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 from typing import Any, List, Optional, Tuple
 
 from swift.rewards import AsyncORM
 
-from .config import AWPOConfig
-from .judge import BaseJudge, JudgeSample, make_judge, redact
-
-logger = logging.getLogger('awpo.judge')
+from plugin.config import AWPOConfig
+from plugin.judge import BaseJudge, JudgeSample, make_judge
 
 
 def _column(kwargs: dict, name: str, n: int, required: bool) -> List[Any]:
@@ -75,7 +72,8 @@ class AWPOJudge(AsyncORM):
 
     @property
     def last_missing_share(self) -> float:
-        return getattr(self.judge, 'last_missing_share', 0.0)
+        """The share of the judge's last batch without a score (the judge's own state)."""
+        return self.judge.last_missing_share
 
     async def __call__(self, completions: List[str], **kwargs) -> List[Optional[float]]:
         samples = build_samples(list(completions), kwargs)  # a dataset without the columns is a clear error
@@ -103,7 +101,5 @@ class AWPOJudge(AsyncORM):
         return scores
 
     def _failed(self, e: BaseException, n: int) -> List[None]:
-        logger.error('[AWPO judge] judging failed (%s: %s): no judge score for this batch of %d',
-                     type(e).__name__, redact(str(e))[:200], n)
-        self.judge.last_missing_share = 1.0
+        self.judge.record_failed_batch(n, e)
         return [None] * n

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from plugin.config import AWPOConfig, JudgeConfig
-from plugin.judge import JudgeSample, JudgeUnreachable, make_judge, redact
+from plugin.judge import JudgeSample, JudgeUnreachable, make_judge
+from plugin.judge_runtime import redact
 from testsupport.judge_stub import JudgeStub
 
 KEY = 'sk-AWPO-dialect-key-93be71-DO-NOT-LEAK'

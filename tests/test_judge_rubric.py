@@ -8,8 +8,10 @@ import logging
 import pytest
 
 from plugin.config import JudgeConfig
-from plugin.judge import (RubricJudge, JudgeSample, TIERS, make_judge, rubric_execution, rubric_parameters,
-                          rubric_reasoning_path, rubric_score, rubric_tool_selection)
+from plugin.judge import JudgeSample, make_judge
+from plugin.judge_prompt import TIERS
+from plugin.judge_rubric import (RubricJudge, rubric_execution, rubric_parameters, rubric_reasoning_path,
+                                 rubric_score, rubric_tool_selection)
 from testsupport.judge_stub import JudgeStub
 
 TOOLS = [{'name': 'get_weather', 'parameters': {'city': {'type': 'string'}, 'unit': {'type': 'string'}}},
