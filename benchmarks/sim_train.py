@@ -4,7 +4,8 @@ Advantages come from the project's own code, never a copy:
   * GRPO and Mixed-reward GRPO: ms-swift's stock ``swift.rl_core.advantage.compute_advantages``
     (group mean, unbiased group std + 1e-4), on R_out alone or on R_out + J (plain group normalisation);
   * AWPO and its ablations: ``plugin.advantage.awpo_advantages`` with the repo's configs
-    ``shells/configs/awpo*.yaml``, called per seed (its clip radius, Eq. 29, is a per-batch quantity).
+    ``shells/configs/awpo*.yaml`` read by the plugin's own loader (an ablation file is ``base: awpo.yaml`` + its
+    one switch), called per seed (its clip radius, Eq. 29, is a per-batch quantity).
 The objective is Eq. 30 / Algorithm 1: min(r A, clip(r, 1 - eps, 1 + eps) A), averaged over the batch,
 with ``epochs`` passes over each generation batch (ms-swift's ``num_iterations``) so the clip matters.
 One answer = one action, so the importance ratio is per answer.

@@ -192,6 +192,35 @@ def _read_config_file(p: Path, named_by: str = '') -> Mapping:
     return data
 
 
+BASE_KEY = 'base'
+
+
+def _read_config_chain(p: Path, named_by: str = '') -> list:
+    """``[(file, settings)]`` from the root-most base file to ``p``. A file may name the file it overrides
+    (``base: awpo.yaml``, relative to the file itself; an ablation is its base + one switch): the base is read
+    first and later files win field by field, so each field's recorded origin is the file that set it. A
+    missing base or a cycle is one ``ValueError`` naming the files."""
+    chain, seen = [], []
+    while True:
+        data = dict(_read_config_file(p, named_by))
+        # Accept a file whose AWPO settings sit under an `awpo:` key (so one file can serve several tools).
+        if set(data) == {'awpo'} and isinstance(data['awpo'], Mapping):
+            data = dict(data['awpo'])
+        base = data.pop(BASE_KEY, None)
+        chain.append((p, data))
+        seen.append(p.resolve())
+        if base is None:
+            return chain[::-1]
+        if not isinstance(base, str) or not base.strip():
+            raise ValueError(f'AWPO config: {p}: {BASE_KEY!r} must name a file (relative to {p.parent}), '
+                             f'got {base!r}')
+        nxt = Path(os.path.normpath(p.parent / base))
+        if nxt.resolve() in seen:
+            raise ValueError(f'AWPO config: {p}: {BASE_KEY} {base!r} makes a cycle: '
+                             + ' -> '.join(str(x) for x in [*seen, nxt.resolve()]))
+        named_by, p = f' (the {BASE_KEY} of {p})', nxt
+
+
 @dataclass
 class JudgeConfig:
     """Settings of the LLM-as-a-judge reasoning reward (paper appendix B).
@@ -387,18 +416,15 @@ class AWPOConfig:
     @classmethod
     def load(cls, path: Optional[str | os.PathLike] = None,
              env: Optional[Mapping[str, str]] = None) -> 'AWPOConfig':
-        """Defaults <- YAML/JSON file (``path`` or ``$AWPO_CONFIG``) <- ``AWPO_<FIELD>`` env overrides."""
+        """Defaults <- YAML/JSON file (``path`` or ``$AWPO_CONFIG``, after the file its ``base:`` names) <-
+        ``AWPO_<FIELD>`` env overrides."""
         env = os.environ if env is None else env
         cfg = cls()
         named_by = '' if path is not None else f' (named by ${CONFIG_ENV})'
         path = path if path is not None else env.get(CONFIG_ENV) or None
         if path:
-            p = Path(path)
-            data = _read_config_file(p, named_by)
-            # Accept a file whose AWPO settings sit under an `awpo:` key (so one file can serve several tools).
-            if set(data) == {'awpo'} and isinstance(data['awpo'], Mapping):
-                data = data['awpo']
-            _apply(cfg, data, f'file {p}')
+            for p, data in _read_config_chain(Path(path), named_by):  # a `base:` file first
+                _apply(cfg, data, f'file {p}')
         cfg._apply_env(env)
         return cfg.validate()
 

@@ -234,3 +234,45 @@ def test_every_awpo_variable_the_repo_reads_is_a_field_or_listed():
     assert {'AWPO_BFCL_PYTHON', 'AWPO_APIBANK_DIR', 'AWPO_SMOLLM2_DIR'} <= set(read)  # the scan sees them
     stray = {name: where for name, where in read.items() if name not in allowed}
     assert not stray, f'add these to plugin/config.py NON_FIELD_ENV (or make them fields): {stray}'
+
+
+# ------------------------------------------------------------------ issue 13: a config file over its base
+
+
+def test_a_config_file_overrides_its_base_and_names_each_fields_file(tmp_path):
+    """``base:`` (relative to the file, any depth): the base is read first, the file's own keys win, the judge
+    section merges field by field, and each field's origin is the file that set it; AWPO_* still win last."""
+    (tmp_path / 'sub').mkdir()
+    root, mid, leaf = tmp_path / 'root.yaml', tmp_path / 'sub' / 'mid.yaml', tmp_path / 'leaf.yaml'
+    root.write_text('eps_mix: 0.6\ngating: true\njudge:\n  model: m1\n  timeout: 30\n')
+    mid.write_text('base: ../root.yaml\ngating: false\njudge:\n  timeout: 20\n')
+    leaf.write_text('base: sub/mid.yaml\neps_mix: 0.5\n')
+    cfg = AWPOConfig.load(leaf, env={})
+    assert (cfg.eps_mix, cfg.gating, cfg.judge.model, cfg.judge.timeout) == (0.5, False, 'm1', 20.0)
+    src = cfg.__dict__['_sources']
+    assert (src['eps_mix'], src['gating'], src['judge.timeout'], src['judge.model']) == (
+        f'file {leaf}', f'file {mid}', f'file {mid}', f'file {root}')
+    assert 'base' not in cfg.to_dict()
+    env = AWPOConfig.load(leaf, env={'AWPO_GATING': '1'})
+    assert env.gating is True and env.__dict__['_sources']['gating'] == 'environment variable AWPO_GATING'
+    # a refused value names the file it came from, not the file that was asked for
+    mid.write_text('base: ../root.yaml\njudge:\n  timeout: -1\n')
+    with pytest.raises(ValueError, match=rf"'judge.timeout' \(in file {mid}\)"):
+        AWPOConfig.load(leaf, env={})
+
+
+def test_a_missing_cyclic_or_malformed_base_is_one_error_naming_the_files(tmp_path):
+    a, b = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
+    a.write_text('base: gone.yaml\n')
+    with pytest.raises(ValueError, match=rf'file not found: {tmp_path}/gone\.yaml \(the base of {a}\)'):
+        AWPOConfig.load(a, env={})
+    a.write_text('base: b.yaml\n')
+    b.write_text('base: a.yaml\ngating: false\n')
+    with pytest.raises(ValueError, match=rf'{b}: base .a\.yaml. makes a cycle: {a} -> {b} -> {a}'):
+        AWPOConfig.load(a, env={})
+    a.write_text('base: a.yaml\n')
+    with pytest.raises(ValueError, match='makes a cycle'):
+        AWPOConfig.load(a, env={})
+    a.write_text('base: [b.yaml]\n')
+    with pytest.raises(ValueError, match=rf"{a}: 'base' must name a file"):
+        AWPOConfig.load(a, env={})

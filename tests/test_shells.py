@@ -49,6 +49,26 @@ def test_a_recipe_file_exists_per_method_and_sets_only_its_fields():
             assert f'\n{shared}' not in text, f'{m}.sh overrides the shared {shared}'
 
 
+def test_each_ablation_config_is_awpo_yaml_but_for_its_one_switch():
+    """An ablation file is `base: awpo.yaml` + one switch: what the loader makes of it equals awpo.yaml in every
+    field (the judge included) but that switch, and every other field is recorded as coming from awpo.yaml."""
+    import yaml
+    from plugin.config import AWPOConfig
+    configs = SHELLS / 'configs'
+    awpo = AWPOConfig.load(configs / 'awpo.yaml', env={}).to_dict()
+    for m, switch in ABLATION_SWITCH.items():
+        if switch is None:
+            continue
+        path = configs / f'{m}.yaml'
+        assert yaml.safe_load(path.read_text()) == {'base': 'awpo.yaml', switch: False}, m
+        cfg = AWPOConfig.load(path, env={})
+        d = cfg.to_dict()
+        assert awpo[switch] is True and d[switch] is False, m
+        assert {k: v for k, v in d.items() if k != switch} == {k: v for k, v in awpo.items() if k != switch}, m
+        src = cfg.__dict__['_sources']
+        assert src.pop(switch) == f'file {path}' and set(src.values()) == {f'file {configs / "awpo.yaml"}'}, m
+
+
 # ------------------------------------------------------------------------------------------ the big parse
 @pytest.fixture(scope='module')
 def parsed(tmp_path_factory, smollm2_dir):
