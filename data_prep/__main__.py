@@ -1,4 +1,4 @@
-"""python -m data_prep {build,convert,demo,rationales,import-batch,sft,check-manifest} ... (see README, "Training data")."""
+"""python -m data_prep {build,convert,demo,rationales,import-batch,sft,check-manifest} ... (see docs/data.md)."""
 from __future__ import annotations
 
 import argparse
