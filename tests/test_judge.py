@@ -35,13 +35,17 @@ def samples(n: int, tag: str = '') -> list:
             for i in range(n)]
 
 
+def timed(judge, batch: list) -> tuple:
+    """(verdicts, wall seconds) of one batch judged synchronously."""
+    t0 = time.perf_counter()
+    verdicts = judge.score_sync(batch)
+    return verdicts, time.perf_counter() - t0
+
+
 def test_64_samples_cost_one_round_trip():
     """64 samples at 0.3 s latency: judged concurrently, well under 2 s (serially it would be 19 s)."""
     with JudgeStub(mode='ok', latency=0.3, score=0.75) as stub:
-        judge = make_judge(cfg_for(stub))
-        t0 = time.perf_counter()
-        verdicts = judge.score_sync(samples(64))
-        wall = time.perf_counter() - t0
+        verdicts, wall = timed(make_judge(cfg_for(stub)), samples(64))
         assert len(stub.requests) == 64
     print(f'\njudge wall time, 64 samples at 0.3 s latency, concurrency 64: {wall:.3f} s')
     assert [v.score for v in verdicts] == [0.75] * 64
@@ -52,10 +56,7 @@ def test_64_samples_cost_one_round_trip():
 def test_concurrency_is_bounded_by_the_semaphore():
     """concurrency=4, 8 samples at 0.3 s: two waves -> at least 0.6 s."""
     with JudgeStub(mode='ok', latency=0.3) as stub:
-        judge = make_judge(cfg_for(stub, concurrency=4))
-        t0 = time.perf_counter()
-        verdicts = judge.score_sync(samples(8))
-        wall = time.perf_counter() - t0
+        verdicts, wall = timed(make_judge(cfg_for(stub, concurrency=4)), samples(8))
     assert all(v.score == 0.9 for v in verdicts)
     assert wall >= 0.6
 
@@ -90,10 +91,7 @@ def test_connection_refused_gives_none():
 
 def test_429_is_retried_by_the_sdk_honouring_retry_after_then_none():
     with JudgeStub(mode='429', retry_after=0.25) as stub:
-        judge = make_judge(cfg_for(stub, max_retries=2))
-        t0 = time.perf_counter()
-        verdicts = judge.score_sync(samples(1))
-        wall = time.perf_counter() - t0
+        verdicts, wall = timed(make_judge(cfg_for(stub, max_retries=2)), samples(1))
         assert len(stub.requests) == 3  # 1 + 2 SDK retries, no second retry layer
     assert verdicts[0].score is None and verdicts[0].reason == 'rate_limited'
     assert wall >= 0.5  # two waits of Retry-After 0.25 s
@@ -109,10 +107,7 @@ def test_transient_5xx_recovered_by_the_sdk_retry():
 
 def test_batch_deadline_cuts_slow_judgments():
     with JudgeStub(mode='ok', latency=1.5) as stub:
-        judge = make_judge(cfg_for(stub, batch_deadline=0.4))
-        t0 = time.perf_counter()
-        verdicts = judge.score_sync(samples(5))
-        wall = time.perf_counter() - t0
+        verdicts, wall = timed(make_judge(cfg_for(stub, batch_deadline=0.4)), samples(5))
     assert [v.reason for v in verdicts] == ['deadline'] * 5 and all(v.score is None for v in verdicts)
     assert wall < 1.2
 
