@@ -130,9 +130,7 @@ for model in $SEL_MODELS; do
     if [ "$row" = base ]; then
       ckpt=$MODEL_ID; paper_row=$PAPER_GROUP/Base
     else
-      METHOD_PAPER_ROW=''
-      # shellcheck source=shells/recipes/awpo.sh
-      source "$REPO_ROOT/shells/recipes/$row.sh"
+      load_recipe "$row"
       paper_row=${METHOD_PAPER_ROW:+$PAPER_GROUP/$METHOD_PAPER_ROW}
       bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" "$row" "$model"
       out=$RUNS_DIR/$model/$row

@@ -31,12 +31,9 @@ METHOD=${POS[0]}; MODEL=${POS[1]}
 export DRY_RUN
 start_plan
 
-RECIPES=$REPO_ROOT/shells/recipes
-[ -f "$RECIPES/$METHOD.sh" ] && [ "$METHOD" != common ] || die "unknown METHOD '$METHOD' (see $RECIPES/)"
 # shellcheck source=shells/recipes/common.sh
-source "$RECIPES/common.sh"
-# shellcheck source=shells/recipes/awpo.sh
-source "$RECIPES/$METHOD.sh"
+source "$REPO_ROOT/shells/recipes/common.sh"
+load_recipe "$METHOD" || exit 2
 
 RUNS_DIR=${RUNS_DIR:-runs}
 OUT=$RUNS_DIR/$MODEL/$METHOD

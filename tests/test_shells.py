@@ -38,15 +38,46 @@ def test_every_script_passes_bash_n_and_shellcheck():
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_a_recipe_file_exists_per_method_and_sets_only_its_fields():
-    for m in METHODS:
-        text = (SHELLS / 'recipes' / f'{m}.sh').read_text()
-        for field in ('METHOD_KIND', 'METHOD_PLUGIN', 'METHOD_REWARDS', 'METHOD_ARGS', 'METHOD_AWPO_CONFIG',
-                      'METHOD_NEEDS_JUDGE', 'METHOD_INIT'):
-            assert f'\n{field}=' in text, f'{m}.sh lacks {field}'
+SWITCHES = ('KIND', 'PLUGIN', 'REWARDS', 'ARGS', 'AWPO_CONFIG', 'NEEDS_JUDGE', 'PAPER_ROW', 'INIT')
+
+
+def _recipe(method: str, cwd: Path) -> dict:
+    """The METHOD_* switches after common.sh's `load_recipe METHOD`, loaded after awpo's (as reproduce.sh
+    loops over rows) and from another directory (a recipe finds its parent from anywhere)."""
+    show = ' '.join(f'"${{METHOD_{k}[*]}}"' for k in SWITCHES)
+    script = (f'source "{SHELLS}/recipes/common.sh"; load_recipe awpo; load_recipe {method} || exit 3; '
+              f"printf '%s\\n' {show}")
+    p = subprocess.run(['bash', '-c', script], cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stderr == '', (method, p.stderr)
+    return dict(zip(SWITCHES, p.stdout.split('\n')))
+
+
+def test_a_recipe_per_method_sets_only_what_defines_it(tmp_path):
+    r = {m: _recipe(m, tmp_path) for m in METHODS}
+    for m, v in r.items():
+        assert v['KIND'] == ('sft' if m == 'sft' else 'rl') and v['INIT'] == ('sft' if m == 'sft_grpo' else 'base')
+        assert v['PLUGIN'] == {'sft': '', 'awpo': 'plugin/awpo.py'}.get(m.split('_no_')[0], 'plugin/baselines.py')
+        assert bool(v['REWARDS']) == (m != 'sft')
+        assert v['NEEDS_JUDGE'] == ('1' if m in JUDGE_METHODS else '0') and bool(v['AWPO_CONFIG']) == (
+            m in JUDGE_METHODS), m
         # The shared hyper-parameters live in common.sh only.
+        text = (SHELLS / 'recipes' / f'{m}.sh').read_text()
         for shared in ('LEARNING_RATE=', 'NUM_GENERATIONS=', 'MAX_STEPS=', 'MAX_COMPLETION_LENGTH=', 'BETA='):
             assert f'\n{shared}' not in text, f'{m}.sh overrides the shared {shared}'
+    rows = [v['PAPER_ROW'] for m, v in r.items() if m != 'mixed_grpo']
+    assert all(rows) and len(set(rows)) == len(rows) and r['mixed_grpo']['PAPER_ROW'] == ''
+
+    # A recipe that is its parent + a change: everything else is the parent's.
+    def but(a, b, differ):
+        return {k: x for k, x in r[a].items() if k not in differ} == {k: x for k, x in r[b].items() if k not in differ}
+    assert but('sft_grpo', 'grpo', {'PAPER_ROW', 'INIT'})
+    for m, switch in ABLATION_SWITCH.items():
+        if switch:
+            assert but(m, 'awpo', {'AWPO_CONFIG', 'PAPER_ROW'}) and r[m]['AWPO_CONFIG'] == f'shells/configs/{m}.yaml'
+    for bad in ('common', 'nope'):
+        p = subprocess.run(['bash', '-c', f'source "{SHELLS}/recipes/common.sh"; load_recipe {bad}'], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and f"unknown method '{bad}'" in p.stderr
 
 
 def test_each_ablation_config_is_awpo_yaml_but_for_its_one_switch():

@@ -5,7 +5,36 @@
 # backbones and the frameworks (ms-swift, verl). It states no optimiser, batch, rollout or length
 # setting. Each value below is chosen once, with its reason, and used unchanged by all RL methods
 # (AWPO, its ablations, GRPO/ToolRL, Dr.GRPO, DAPO, Mixed-reward GRPO, the GRPO stage of SFT+GRPO).
-# A method file (shells/recipes/METHOD.sh) adds only the switches that define that method.
+# A method file (shells/recipes/METHOD.sh) adds only the switches that define that method (below).
+
+# ---------------------------------------------------------------- the method switches (shells/recipes/METHOD.sh)
+# load_recipe METHOD sets these defaults, then sources METHOD.sh, which sets only the switches that define
+# the method. A recipe that is another one plus a change starts with `recipe_parent NAME` (sft_grpo.sh is
+# grpo.sh from the SFT model; each ablation is awpo.sh with its own config file).
+#   METHOD_KIND         rl | sft
+#   METHOD_PLUGIN       the --external_plugins file: plugin/awpo.py (the AWPO trainer) or plugin/baselines.py
+#                       (AWPO's rewards under the stock ms-swift trainer)
+#   METHOD_REWARDS      the --reward_funcs
+#   METHOD_ARGS         extra ms-swift switches
+#   METHOD_AWPO_CONFIG  the AWPO_CONFIG file (AWPO settings + judge), '' for none
+#   METHOD_NEEDS_JUDGE  1 if a reward calls the LLM judge
+#   METHOD_PAPER_ROW    the paper's row name (Tables 2-5), '' if none
+#   METHOD_INIT         base | sft (policy start point: the backbone, or the SFT run of the same backbone)
+RECIPES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+load_recipe() {
+  METHOD_KIND=rl; METHOD_PLUGIN=''; METHOD_REWARDS=(); METHOD_ARGS=(); METHOD_AWPO_CONFIG=''
+  METHOD_NEEDS_JUDGE=0; METHOD_PAPER_ROW=''; METHOD_INIT=base
+  recipe_parent "$1"
+}
+# recipe_parent NAME: source shells/recipes/NAME.sh (found from any working directory); 1 if there is none.
+recipe_parent() {
+  if [ "$1" = common ] || [ ! -f "$RECIPES_DIR/$1.sh" ]; then
+    echo "error: unknown method '$1' (no recipe $RECIPES_DIR/$1.sh)" >&2
+    return 1
+  fi
+  # shellcheck source=shells/recipes/awpo.sh
+  source "$RECIPES_DIR/$1.sh"
+}
 
 # ---------------------------------------------------------------- data (paper Sec. 4.1)
 # ToolACE 2k, Hammer (masked) 1k, xLAM multi-turn 11k, xLAM single-turn 30k, decomposed SWiRL-style into

@@ -1,10 +1,4 @@
 # shellcheck shell=bash disable=SC2034
-# Sourced by shells/train.sh after common.sh. Only the switches that define this method live here.
-# METHOD_KIND rl|sft; METHOD_PLUGIN the --external_plugins file; METHOD_REWARDS the --reward_funcs;
-# METHOD_ARGS extra ms-swift switches; METHOD_AWPO_CONFIG the AWPO_CONFIG file (AWPO settings + judge);
-# METHOD_NEEDS_JUDGE 1 if a reward calls the LLM judge; METHOD_PAPER_ROW the paper's row name (Tables 2-5,
-# '' if none); METHOD_INIT base|sft (policy start point).
-
 # DAPO (Yu et al. 2025), all ms-swift switches: decoupled clip (eps_low 0.2 from common.sh, eps_high 0.28),
 # dynamic sampling (regroup away zero-variance groups), token-level loss ("dapo"), overlong filtering
 # (truncated samples masked) and the soft overlong punishment reward (ms-swift "soft_overlong": linear
@@ -15,12 +9,8 @@
 # non-zero reward spread are collected; if they are not, it falls back to the first batch and the extra
 # rollouts are wasted. So a step costs 1 to 1 + max_resample_times batches of rollouts: capped here at 2
 # resamples, i.e. at most 3x the rollouts of the other methods (ms-swift's default 3 would allow 4x).
-METHOD_KIND=rl
 METHOD_PLUGIN=plugin/baselines.py
 METHOD_REWARDS=(awpo_format awpo_exec soft_overlong)
 METHOD_ARGS=(--loss_type dapo --epsilon_high 0.28 --dynamic_sample true --max_resample_times 2
              --overlong_filter true --soft_cache_length 256)
-METHOD_AWPO_CONFIG=
-METHOD_NEEDS_JUDGE=0
 METHOD_PAPER_ROW='DAPO'
-METHOD_INIT=base

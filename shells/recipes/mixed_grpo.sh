@@ -1,10 +1,4 @@
 # shellcheck shell=bash disable=SC2034
-# Sourced by shells/train.sh after common.sh. Only the switches that define this method live here.
-# METHOD_KIND rl|sft; METHOD_PLUGIN the --external_plugins file; METHOD_REWARDS the --reward_funcs;
-# METHOD_ARGS extra ms-swift switches; METHOD_AWPO_CONFIG the AWPO_CONFIG file (AWPO settings + judge);
-# METHOD_NEEDS_JUDGE 1 if a reward calls the LLM judge; METHOD_PAPER_ROW the paper's row name (Tables 2-5,
-# '' if none); METHOD_INIT base|sft (policy start point).
-
 # "Mixed Reward GRPO" (Figure 1): the same two rewards as AWPO (outcome + judge, weights 1 and 1) summed
 # and fed to stock ms-swift GRPO: no gating, no difficulty weighting, fixed clip.
 # A failed judge call (timeout, unparseable reply) is None -> NaN, and ms-swift sums the weighted rewards
@@ -12,11 +6,8 @@
 # scored 0. AWPO instead uses the outcome reward alone for a group with a missing judge score (w_mix = 0,
 # plugin/advantage.py). Kept as stock GRPO does it, since this row is the stock baseline; watch the judge's
 # failure rate in the logs when comparing it with AWPO.
-METHOD_KIND=rl
 METHOD_PLUGIN=plugin/baselines.py
 METHOD_REWARDS=(awpo_outcome awpo_judge)
 METHOD_ARGS=(--loss_type grpo --scale_rewards group --reward_weights 1.0 1.0)
 METHOD_AWPO_CONFIG=shells/configs/awpo.yaml
 METHOD_NEEDS_JUDGE=1
-METHOD_PAPER_ROW=''
-METHOD_INIT=base
