@@ -15,7 +15,8 @@ import time
 import torch
 from swift.rl_core.advantage import compute_advantages
 
-from plugin.advantage import AWPOConfig, awpo_advantages
+from plugin.advantage import awpo_advantages
+from plugin.config import AWPOConfig
 
 
 def make_batch(G: int, K: int, seed: int = 0):

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import AWPOConfig, JudgeConfig  # noqa: F401  (AWPOConfig is part of this module's API)
+from plugin.config import AWPOConfig
 
-__all__ = ['AWPOConfig', 'AWPOResult', 'awpo_advantages', 'group_stats', 'gating_weight', 'difficulty_weight',
-           'dynamic_clip_radius', 'ADVANTAGE_ESTIMATORS']
+__all__ = ['AWPOResult', 'awpo_advantages', 'group_stats', 'gating_weight', 'difficulty_weight',
+           'dynamic_clip_radius']
 
 
 @dataclass
@@ -150,7 +150,3 @@ def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor | None, num_generat
     return AWPOResult(advantages=adv.reshape(-1), clip_eps=dynamic_clip_radius(w, cfg),
                       r_g=r_g.masked_fill(judge_missing, float('nan')), w_mix=w, d=d,
                       judge_missing=judge_missing, mean_out=mean_out, prio=prio)
-
-
-# One estimator, one function (as verl's core_algos registry): the trainer looks estimators up by name.
-ADVANTAGE_ESTIMATORS = {'awpo': awpo_advantages}

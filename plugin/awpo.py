@@ -13,9 +13,9 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:  # works from a clone without `pip install -e .`
     sys.path.insert(0, _REPO)
 
-from plugin.advantage import AWPOConfig  # noqa: E402
+from plugin.config import load_config  # noqa: E402
 from plugin.registry import register_rewards, register_trainer  # noqa: E402
 
-AWPOConfig.load()  # fail fast on a bad config (ValueError naming the field)
+load_config()  # fail fast on a bad config (ValueError naming the field); the trainer and rewards reuse it
 register_rewards()
 register_trainer()

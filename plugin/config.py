@@ -470,3 +470,41 @@ class AWPOConfig:
         path = out / name
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + '\n')
         return path
+
+
+# ---------------------------------------------------------------------- the process's config, loaded once
+_loaded: Dict[tuple, AWPOConfig] = {}
+
+
+def _load_key(env: Mapping[str, str]) -> tuple:
+    """What the config in force depends on: the file ``$AWPO_CONFIG`` (resolved path, size, mtime) and every
+    ``AWPO_*`` variable. A changed file or variable makes a new key, so a stale config is never served
+    (a ``base:`` file named inside it is not stamped: it is read when the config is first loaded)."""
+    path = env.get(CONFIG_ENV) or None
+    stamp = None
+    if path:
+        p = Path(path).resolve()
+        try:
+            st = p.stat()
+            stamp = (str(p), st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (str(p), None, None)  # missing: load() raises its own error naming the file
+    return stamp, tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIX)))
+
+
+def load_config() -> AWPOConfig:
+    """The config in force for this process (``$AWPO_CONFIG`` + ``AWPO_*``), loaded and validated once.
+
+    The plugin's entry (``plugin/awpo.py``), the trainer and the reward classes all call this, so the file is
+    read, validated and warned about once per process, and they all see the same object (read it, do not
+    modify it). :meth:`AWPOConfig.load` stays the uncached loader (explicit path or environment)."""
+    key = _load_key(os.environ)
+    if key not in _loaded:
+        _loaded.clear()  # one config per process: a changed environment replaces the old one
+        _loaded[key] = AWPOConfig.load()
+    return _loaded[key]
+
+
+def clear_config_cache() -> None:
+    """Forget the loaded config (tests that change the environment get a fresh one anyway, see ``_load_key``)."""
+    _loaded.clear()

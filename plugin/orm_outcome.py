@@ -20,7 +20,7 @@ from typing import Any, List, Optional
 
 from swift.rewards import ORM
 
-from plugin.config import AWPOConfig
+from plugin.config import load_config
 from plugin.outcome_reward import exec_score
 from plugin.toolcall_format import THINK_CLOSE, THINK_OPEN, parse_completion, parse_ground_truth
 
@@ -56,7 +56,7 @@ class _OutcomeORM(ORM):
     def __init__(self, args=None, **kwargs):
         super().__init__(args, **kwargs)
         self._warned = set()
-        self.name_match = AWPOConfig.load().reward_name_match
+        self.name_match = load_config().reward_name_match
 
     def _warn_once(self, key, msg: str) -> None:
         if key not in self._warned:

@@ -30,8 +30,12 @@ def register_rewards() -> dict:
 
 
 def register_trainer() -> None:
-    """Make ``--rlhf_type grpo`` build :class:`plugin.trainer.AWPOGRPOTrainer`."""
+    """Make ``--rlhf_type grpo`` build :class:`plugin.trainer.AWPOGRPOTrainer`, after checking that the
+    installed ms-swift has the private methods that trainer overrides (``SwiftAPIError`` otherwise)."""
     from swift.trainers.trainer_factory import TrainerFactory
+
+    from plugin.trainer import check_swift_api
+    check_swift_api()
     TrainerFactory.TRAINER_MAPPING['grpo'] = TRAINER
     if 'trainer' not in _announced:
         _announced.add('trainer')

@@ -18,21 +18,95 @@ The maths lives in :mod:`plugin.advantage`; this module only
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import time
 from typing import Any, Dict, List
 
+import swift
 import torch
 from swift.rl_core.advantage import compute_reward_metrics
 from swift.rlhf_trainers import GRPOTrainer
 
-from .advantage import AWPOConfig, awpo_advantages
+from plugin.advantage import awpo_advantages
+from plugin.config import load_config
 
 logger = logging.getLogger('awpo')
 
 JUDGE_ROLE = 'judge'
+
+# ---------------------------------------------------------------------- ms-swift internals AWPO relies on
+# AWPOGRPOTrainer overrides PRIVATE methods of ms-swift's GRPOTrainer and writes PRIVATE attributes; none is
+# ms-swift's public API. They were read from ms-swift 4.6.0 (swift/rlhf_trainers/grpo_trainer.py), where
+# ``_generate_and_score_completions`` calls, in this order, ``_score_completions`` (the rewards, judge included),
+# ``_prepare_batch_inputs`` (the old/ref log-prob pass) and ``_compute_advantages(samples, rewards_per_func,
+# batch_encoded_inputs)``; the loss calls ``_compute_loss_and_metrics`` and clips with ``epsilon_low/high``.
+# If a later ms-swift renames one of them, the override is silently never called (stock GRPO advantages
+# under an AWPO label) or fails deep inside a step; if it reorders the calls, judge.overlap reads the rewards
+# too early. So start-up checks them (check_swift_api at registration and before the trainer is built,
+# check_swift_state right after ms-swift's __init__) and stops with a message naming what is missing.
+SUPPORTED_SWIFT = '4.6'
+# Private methods overridden here -> the parameters ms-swift 4.6 passes them (after self).
+SWIFT_METHODS = {
+    '_compute_advantages': ('samples', 'rewards_per_func', 'batch_encoded_inputs'),  # Eq. 28 replaces GRPO's
+    '_prepare_batch_inputs': ('samples',),                       # timed; the judge runs behind it
+    '_compute_loss_and_metrics': ('model', 'model_inputs', 'grpo_batch'),  # logs the radius the loss applied
+}
+# Attributes ms-swift sets in __init__ that this class reads or writes (private ones first).
+SWIFT_ATTRIBUTES = ('_metrics', '_logs', 'reward_funcs', 'reward_func_names', 'reward_weights', 'epsilon_low',
+                    'epsilon_high', 'num_generations', 'num_generations_eval', 'dynamic_num_samples',
+                    'scale_rewards')
+
+
+class SwiftAPIError(RuntimeError):
+    """The installed ms-swift lacks (or changed) an internal that AWPO's trainer overrides or reads."""
+
+
+def _swift_error(problems: List[str]) -> SwiftAPIError:
+    return SwiftAPIError(
+        f'AWPO cannot run on the installed ms-swift {swift.__version__}: its GRPOTrainer lacks or changed '
+        f'internals that AWPO overrides or reads (supported: ms-swift {SUPPORTED_SWIFT}):\n  - '
+        + '\n  - '.join(problems)
+        + f"\nInstall the supported version (pip install 'ms-swift=={SUPPORTED_SWIFT}.*') or port plugin/trainer.py "
+        '(see its "ms-swift internals" block).')
+
+
+def check_swift_api(base: type = GRPOTrainer) -> None:
+    """Start-up check: every private method in :data:`SWIFT_METHODS` exists on ``base`` with the parameters
+    AWPO's override expects. Raises :class:`SwiftAPIError` naming each missing or changed method."""
+    problems = []
+    for name, params in SWIFT_METHODS.items():
+        fn = getattr(base, name, None)
+        if not callable(fn):
+            problems.append(f'{name}: missing')
+            continue
+        try:
+            got = tuple(inspect.signature(fn).parameters)[1:]  # drop self
+        except (TypeError, ValueError):
+            continue  # a builtin/C method: cannot be read, trust it
+        if got != params:
+            problems.append(f'{name}: takes ({", ".join(got)}), AWPO expects ({", ".join(params)})')
+    if problems:
+        raise _swift_error(problems)
+    if not swift.__version__.startswith(SUPPORTED_SWIFT + '.') and swift.__version__ != SUPPORTED_SWIFT:
+        logger.warning('[AWPO] ms-swift %s is installed; AWPO was written against ms-swift %s. The private '
+                       'methods it overrides are present, but check a short run (plugin/trainer.py).',
+                       swift.__version__, SUPPORTED_SWIFT)
+
+
+def check_swift_state(trainer: Any) -> None:
+    """After ms-swift's __init__: the attributes in :data:`SWIFT_ATTRIBUTES` exist, and the metric/log
+    stores have the layout this class writes into. Raises :class:`SwiftAPIError`."""
+    problems = [f'attribute {a}: missing' for a in SWIFT_ATTRIBUTES if not hasattr(trainer, a)]
+    metrics, logs = getattr(trainer, '_metrics', None), getattr(trainer, '_logs', None)
+    if metrics is not None and not all(k in metrics for k in ('train', 'eval')):
+        problems.append("attribute _metrics: expected a mapping with 'train' and 'eval'")
+    if logs is not None and 'rewards' not in logs:
+        problems.append("attribute _logs: expected a mapping with 'rewards'")
+    if problems:
+        raise _swift_error(problems)
 
 
 def check_compatible(args) -> List[str]:
@@ -60,14 +134,21 @@ def check_compatible(args) -> List[str]:
 
 
 class AWPOGRPOTrainer(GRPOTrainer):
-    """GRPOTrainer whose advantages and clip radius are AWPO's (paper Algorithm 1)."""
+    """GRPOTrainer whose advantages and clip radius are AWPO's (paper Algorithm 1).
+
+    Overrides ms-swift's private ``_compute_advantages``, ``_prepare_batch_inputs`` and
+    ``_compute_loss_and_metrics`` and writes its private ``_metrics`` / ``_logs``: see the "ms-swift internals"
+    block above (read from ms-swift 4.6.0; checked at start-up by :func:`check_swift_api` / :func:`check_swift_state`).
+    """
 
     def __init__(self, *args, **kwargs):
+        check_swift_api(GRPOTrainer)  # before the model is touched
         targs = kwargs.get('args')
         for w in check_compatible(targs) if targs is not None else []:
             logger.warning('[AWPO] %s', w)
-        self.awpo_config = AWPOConfig.load()
+        self.awpo_config = load_config()
         super().__init__(*args, **kwargs)
+        check_swift_state(self)
         funcs = list(self.reward_funcs)
         mask = [getattr(f, 'awpo_role', None) == JUDGE_ROLE for f in funcs]
         mask += [False] * (len(self.reward_func_names) - len(mask))  # e.g. a gym_reward column

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from plugin.advantage import AWPOConfig, awpo_advantages
+from plugin.advantage import awpo_advantages
+from plugin.config import AWPOConfig
 
 NAN = float('nan')
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from plugin.advantage import AWPOConfig
+from plugin.config import AWPOConfig
 
 
 def test_defaults_are_valid_and_documented_values():
