@@ -10,7 +10,7 @@ inside a fresh ``asyncio.run``. kwargs carry the dataset columns this reward rea
     tools                the tool list (JSON string or list)
 
 Returns one ``float | None`` per completion: ``None`` (NaN in the reward matrix) when the judge gave no
-score — never 0. The settings come from ``AWPOConfig.load().judge`` (file ``$AWPO_CONFIG`` + ``AWPO_JUDGE_*``).
+score — never 0. The settings come from ``load_config().judge`` (file ``$AWPO_CONFIG`` + ``AWPO_JUDGE_*``).
 
 Overlap (issue 12, ``judge.overlap``): when the AWPO trainer sets ``defer = True``, a call starts the batch on
 the judge's own loop and returns placeholders (``None``) at once; the trainer computes the outcome rewards and
@@ -25,7 +25,7 @@ from typing import Any, List, Optional, Tuple
 
 from swift.rewards import AsyncORM
 
-from plugin.config import AWPOConfig
+from plugin.config import load_config
 from plugin.judge import BaseJudge, JudgeSample, make_judge
 
 
@@ -64,7 +64,7 @@ class AWPOJudge(AsyncORM):
 
     def __init__(self, args: Optional[Any] = None, **kwargs):
         super().__init__(args, **kwargs)
-        self.config = AWPOConfig.load().judge
+        self.config = load_config().judge
         self.judge: BaseJudge = make_judge(self.config)
         self.judge.health_check()  # raises JudgeUnreachable unless judge.tolerate_unreachable
         self.defer = False  # set by the AWPO trainer when judge.overlap applies

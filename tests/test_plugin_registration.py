@@ -114,6 +114,7 @@ def test_config_is_loaded_once_per_process(monkeypatch, tmp_path):
     import os
 
     from plugin import config as C
+    from plugin.orm_judge import AWPOJudge
     from plugin.orm_outcome import AWPOExec, AWPOOutcome
     p = tmp_path / 'awpo.yaml'
     p.write_text('reward_name_match: set\n')
@@ -123,8 +124,8 @@ def test_config_is_loaded_once_per_process(monkeypatch, tmp_path):
     monkeypatch.setattr(C.AWPOConfig, 'load', classmethod(lambda cls, *a, **k: loads.append(a) or real(cls, *a, **k)))
     C.clear_config_cache()
     load_as('_awpo_once', REPO / 'plugin' / 'awpo.py')  # the entry validates it at import...
-    outcome, exec_ = AWPOOutcome(), AWPOExec()          # ...and the rewards reuse that load
-    assert outcome.name_match == exec_.name_match == 'set'
+    outcome, exec_, judge = AWPOOutcome(), AWPOExec(), AWPOJudge()  # ...and the rewards reuse that load
+    assert outcome.name_match == exec_.name_match == 'set' and judge.config is C.load_config().judge
     assert len(loads) == 1 and C.load_config() is C.load_config()
     monkeypatch.setenv('AWPO_EPS_MIX', '0.6')  # a changed environment is a new config, never a stale one
     assert C.load_config().eps_mix == 0.6 and len(loads) == 2
