@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 for a in "$@"; do
   case "$a" in
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exec python -m benchmarks.cpu_study --help ;;
+    -h|--help) script_help; exec python -m benchmarks.cpu_study --help ;;
     --dry-run) DRY_RUN=1 ;;
   esac
 done

@@ -21,16 +21,15 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 QUICK=0; LLM_JUDGE=0
-while [ $# -gt 0 ]; do
+script_option() {
   case "$1" in
-    --dry-run) DRY_RUN=1 ;;
     --quick) QUICK=1 ;;
     --llm-judge) LLM_JUDGE=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    *) die "unknown argument '$1' (--help)" ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_args "$@"
+[ ${#POS[@]} -eq 0 ] || die "unknown argument '${POS[0]}' (--help)"
 export DRY_RUN
 start_plan
 DRY=(); [ "$DRY_RUN" = 1 ] && DRY=(--dry-run)

@@ -19,26 +19,25 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ONLY=bfcl,apibank,mmlu_pro; LIMIT=''; CATS=non_live,live,multi_turn; LEVELS=1,2,3; BASE_URL=''
-SAMPLE=0; POS=(); PASS=(); PAPER_ROW=''; THINK=''
-while [ $# -gt 0 ]; do
+SAMPLE=0; PAPER_ROW=''; THINK=''
+script_option() {
+  OPT_SHIFT=2
   case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    --only) ONLY=$2; shift ;;
-    --limit) LIMIT=$2; shift ;;
-    --bfcl-categories) CATS=$2; shift ;;
-    --apibank-levels) LEVELS=$2; shift ;;
-    --base-url) BASE_URL=$2; shift ;;
-    --apibank-sample) SAMPLE=1 ;;
-    --paper-row) PAPER_ROW=$2; shift ;;
-    --thinking) THINK=$2; shift
+    --only) ONLY=$2 ;;
+    --limit) LIMIT=$2 ;;
+    --bfcl-categories) CATS=$2 ;;
+    --apibank-levels) LEVELS=$2 ;;
+    --base-url) BASE_URL=$2 ;;
+    --paper-row) PAPER_ROW=$2 ;;
+    --thinking) THINK=$2
                 [ "$THINK" = true ] || [ "$THINK" = false ] || die "--thinking takes true or false, got '$THINK'" ;;
-    --) shift; PASS=("$@"); break ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    -*) die "unknown option '$1' (--help)" ;;
-    *) POS+=("$1") ;;
+    --apibank-sample) SAMPLE=1; OPT_SHIFT=1 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+TAKES_EXTRA=1
+parse_args "$@"
+PASS=("${EXTRA[@]}")
 [ ${#POS[@]} -eq 2 ] || die "usage: eval.sh [options] CKPT NAME (--help)"
 CKPT=${POS[0]}; NAME=${POS[1]}
 # A local path is made absolute (scripts run from the repository root); a hub id is kept as it is.

@@ -12,16 +12,7 @@
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
-POS=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    -*) die "unknown option '$1' (--help)" ;;
-    *) POS+=("$1") ;;
-  esac
-  shift
-done
+parse_args "$@"
 [ ${#POS[@]} -le 1 ] || die "usage: gpu_smoke.sh [--dry-run] [MODEL]"
 MODEL=${POS[0]:-qwen3-1.7b}
 # shellcheck source=shells/recipes/common.sh

@@ -16,6 +16,34 @@ SCRIPT_NAME=$(basename "$0" .sh)
 say() { printf '[%s %s] %s\n' "$SCRIPT_NAME" "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$SCRIPT_NAME" "$*" >&2; exit 2; }
 
+# --help of a script: its header comment (from line 2 to the first line that is not a comment), on stderr.
+script_help() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" >&2; }
+usage() { script_help; exit 2; }
+
+# parse_args "$@": the argument loop every script shares. --dry-run sets DRY_RUN=1; -h/--help prints the
+# header comment; the words after `--` go to EXTRA if the script set TAKES_EXTRA=1; other words go to POS.
+# Any other option goes to the script's own `script_option NAME NEXT`, which returns 1 for a name it does
+# not know and sets OPT_SHIFT=2 when it took NEXT as the option's value; an unknown option is an error.
+# shellcheck disable=SC2034  # POS and EXTRA are read by the scripts
+parse_args() {
+  POS=(); EXTRA=()
+  while [ $# -gt 0 ]; do
+    OPT_SHIFT=1
+    case "$1" in
+      --dry-run) DRY_RUN=1 ;;
+      -h|--help) usage ;;
+      --) [ "${TAKES_EXTRA:-0}" = 1 ] || die "unknown option '--' (--help)"
+          shift; EXTRA=("$@"); break ;;
+      -?*) if ! declare -F script_option > /dev/null || ! script_option "$1" "${2-}"; then
+             die "unknown option '$1' (--help)"
+           fi
+           [ "$OPT_SHIFT" = 1 ] || [ $# -ge 2 ] || die "option '$1' needs a value (--help)" ;;
+      *) POS+=("$1") ;;
+    esac
+    shift "$OPT_SHIFT"
+  done
+}
+
 # Quote one word so that both bash and Python's shlex.split read it back unchanged.
 quote_word() {
   local w=$1

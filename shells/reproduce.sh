@@ -20,16 +20,14 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=shells/recipes/common.sh
 source "$REPO_ROOT/shells/recipes/common.sh"
 
-POS=(); SEL_MODELS=$MODELS
-while [ $# -gt 0 ]; do
+SEL_MODELS=$MODELS
+script_option() {
   case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    --models) SEL_MODELS=$2; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    *) POS+=("$1") ;;
+    --models) SEL_MODELS=$2; OPT_SHIFT=2 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_args "$@"
 [ ${#POS[@]} -eq 1 ] || die "usage: reproduce.sh [--dry-run] [--models LIST] TABLE (--help)"
 TABLE=${POS[0]}
 # Every argument is checked before the first paid or long step (the rationales cost money, a run GPU days).

@@ -23,19 +23,19 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 SIZE=235b; MODEL_ID=''; TP=''; PORT=${JUDGE_PORT:-8000}; CPU=0
-while [ $# -gt 0 ]; do
+script_option() {
+  OPT_SHIFT=2
   case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    --cpu) CPU=1 ;;
-    --size) SIZE=$2; shift ;;
-    --model) MODEL_ID=$2; shift ;;
-    --tp) TP=$2; shift ;;
-    --port) PORT=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    *) die "unknown argument '$1' (--help)" ;;
+    --size) SIZE=$2 ;;
+    --model) MODEL_ID=$2 ;;
+    --tp) TP=$2 ;;
+    --port) PORT=$2 ;;
+    --cpu) CPU=1; OPT_SHIFT=1 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_args "$@"
+[ ${#POS[@]} -eq 0 ] || die "unknown argument '${POS[0]}' (--help)"
 
 if [ "$CPU" = 1 ]; then
   if [ "$DRY_RUN" = 1 ]; then

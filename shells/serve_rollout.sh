@@ -13,15 +13,7 @@
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
-POS=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    *) POS+=("$1") ;;
-  esac
-  shift
-done
+parse_args "$@"
 [ ${#POS[@]} -eq 1 ] || die "usage: serve_rollout.sh [--dry-run] MODEL"
 # shellcheck source=shells/recipes/common.sh
 source "$REPO_ROOT/shells/recipes/common.sh"

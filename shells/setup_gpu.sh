@@ -7,12 +7,8 @@
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
-for a in "$@"; do
-  case "$a" in
-    --dry-run) DRY_RUN=1 ;;
-    *) die "unknown argument '$a'" ;;
-  esac
-done
+parse_args "$@"
+[ ${#POS[@]} -eq 0 ] || die "unknown argument '${POS[0]}' (--help)"
 VENV=${VENV:-.venv}; CUDA=${CUDA:-cu128}; EXTRAS=${EXTRAS:-gpu,eval}
 [ -x "$VENV/bin/python" ] || run python3 -m venv "$VENV"
 PY=$VENV/bin/python

@@ -15,17 +15,8 @@ set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-POS=(); EXTRA=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    -h|--help) usage ;;
-    --) shift; EXTRA=("$@"); break ;;
-    *) POS+=("$1") ;;
-  esac
-  shift
-done
+TAKES_EXTRA=1
+parse_args "$@"
 [ ${#POS[@]} -eq 2 ] || usage
 METHOD=${POS[0]}; MODEL=${POS[1]}
 export DRY_RUN

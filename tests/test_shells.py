@@ -100,6 +100,27 @@ def test_each_ablation_config_is_awpo_yaml_but_for_its_one_switch():
         assert src.pop(switch) == f'file {path}' and set(src.values()) == {f'file {configs / "awpo.yaml"}'}, m
 
 
+def test_every_script_shares_one_option_loop(tmp_path):
+    """shells/lib.sh parse_args: --help prints the script's header comment and nothing else, an unknown option
+    or a missing option value is one error line before anything runs, `--` only where a script passes it on."""
+    for s in ('train.sh', 'eval.sh', 'gpu_smoke.sh', 'serve_rollout.sh', 'serve_judge.sh', 'demo.sh',
+              'reproduce.sh', 'setup_gpu.sh'):
+        p = sh(tmp_path, s, '--dry-run', '--no-such-option', check=False)
+        assert p.returncode == 2 and p.stdout == '' and p.stderr == (
+            f"[{s[:-3]}] error: unknown option '--no-such-option' (--help)\n"), (s, p.stderr)
+        lines = (SHELLS / s).read_text().splitlines()[1:]
+        header = [ln[2:] if ln.startswith('# ') else ln[1:] for ln in lines[:next(
+            i for i, ln in enumerate(lines) if not ln.startswith('#'))]]
+        h = sh(tmp_path, s, '--help', check=False)
+        assert h.returncode == 2 and h.stdout == '' and h.stderr.splitlines() == header and len(header) > 1, s
+    p = sh(tmp_path, 'eval.sh', '--dry-run', 'ckpt', 'name', '--limit', check=False)
+    assert p.returncode == 2 and "option '--limit' needs a value" in p.stderr and p.stdout == ''
+    p = sh(tmp_path, 'gpu_smoke.sh', '--dry-run', '--', 'x', check=False)
+    assert p.returncode == 2 and "unknown option '--'" in p.stderr
+    [(_, argv)] = commands(sh(tmp_path, 'train.sh', '--dry-run', 'grpo', 'qwen3-4b', '--', '--seed', '7').stdout)
+    assert argv[-2:] == ['--seed', '7']
+
+
 # ------------------------------------------------------------------------------------------ the big parse
 @pytest.fixture(scope='module')
 def parsed(tmp_path_factory, smollm2_dir):
@@ -165,6 +186,24 @@ def test_every_printed_swift_command_is_accepted_by_ms_swift(parsed):
     # GPU: 3 backbones x 9 RL recipes (+ the SFT run sft_grpo prints first) + variants; CPU ones fully parsed.
     assert sum(j['sub'] == 'rlhf' for j in jobs) >= 27 + 3 + 3
     assert sum(j['full'] for j in jobs) >= 4
+
+
+def test_the_cpu_model_flags_come_from_cpu_model_smollm2(parsed):
+    from cpu_model import smollm2
+    from eval.serve import SMOLLM2_SWIFT_ARGS
+    from testsupport.swift_run import CPU_FLAGS
+    p = subprocess.run([sys.executable, '-m', 'cpu_model.smollm2', '--print-flags'], cwd=REPO, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.split() == smollm2.TRAIN_FLAGS
+    assert smollm2.TRAIN_FLAGS[:len(smollm2.MODEL_FLAGS)] == smollm2.MODEL_FLAGS
+    cpu = [j for j in parsed['jobs'] if j['meta'].get('model') == 'smollm2' and j['sub'] in ('rlhf', 'sft')]
+    assert len(cpu) == 3 and all(j['ok'] for j in cpu)
+    for flags in [j['argv'] for j in cpu] + [CPU_FLAGS]:
+        i = flags.index('--model_type')
+        assert flags[i:i + len(smollm2.TRAIN_FLAGS)] == smollm2.TRAIN_FLAGS
+        assert flags[flags.index('--agent_template') + 1] == smollm2.AGENT_TEMPLATE
+    assert SMOLLM2_SWIFT_ARGS[:len(smollm2.MODEL_FLAGS)] == smollm2.MODEL_FLAGS and '--check_model' not in (
+        SMOLLM2_SWIFT_ARGS)   # swift deploy has no check_model
 
 
 def test_the_parser_rejects_a_misspelt_flag(tmp_path):
