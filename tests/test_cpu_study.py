@@ -1,5 +1,5 @@
-"""The CPU study driver (benchmarks/cpu_study.py, shells/cpu_study.sh): table and curves from hand-made
-ms-swift logs, the resume logic, and the dry run's commands read back by ms-swift's own parser.
+"""The CPU study (benchmarks/cpu_study.py, cpu_study_report.py, shells/cpu_study.sh): table and curves from
+hand-made ms-swift logs, the resume logic, and the dry run's commands read back by ms-swift's own parser.
 No training here (the study itself takes about an hour); ~1 min for the parse."""
 import json
 from pathlib import Path
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import cpu_study as S
+from benchmarks import cpu_study_report as R
 from eval import plots as P
 from testsupport import REPO
 from testsupport.shell_run import commands, sh, swift_parse
@@ -46,21 +47,21 @@ def _write_runs(root: Path):
 
 def test_log_summary_first_and_last_five_steps_by_hand(tmp_path):
     grpo, awpo = _write_runs(tmp_path)
-    g = S.log_summary(P.read_log(grpo / 'logging.jsonl'))
+    g = R.log_summary(P.read_log(grpo / 'logging.jsonl'))
     # R_out = format + exec: 0.5, 1.0, 1.25, 1.25, 1.5, 1.5, 1.75
     assert g['steps_logged'] == 7
     assert g['outcome_first'] == pytest.approx((0.5 + 1.0 + 1.25 + 1.25 + 1.5) / 5)   # 1.1
     assert g['outcome_last'] == pytest.approx((1.25 + 1.25 + 1.5 + 1.5 + 1.75) / 5)   # 1.45
     assert g['judge_first'] is None and g['gate_open_mean'] is None and g['clip_eps_min'] is None
     assert g['step_time_mean_s'] == pytest.approx(44.0)
-    a = S.log_summary(P.read_log(awpo / 'logging.jsonl'))
+    a = R.log_summary(P.read_log(awpo / 'logging.jsonl'))
     assert a['outcome_first'] == pytest.approx(1.0) and a['outcome_last'] == pytest.approx(1.4)
     assert a['judge_last'] == pytest.approx(0.7)
     assert a['gate_open_mean'] == pytest.approx(2.0 / 7) and a['steps_gate_open'] == 3
     assert a['w_mix_mean'] == pytest.approx(0.5 / 7) and a['clip_eps_min'] == pytest.approx(0.1)
     # a step that logged only one of grpo's two outcome columns has no R_out (not half of it)
-    assert S.outcome_of({'rewards/AWPOFormat/mean': 1.0}) is None
-    assert S.outcome_of({'rewards/AWPOFormat/mean': 1.0, 'rewards/AWPOExec/mean': float('nan')}) is None
+    assert R.outcome_of({'rewards/AWPOFormat/mean': 1.0}) is None
+    assert R.outcome_of({'rewards/AWPOFormat/mean': 1.0, 'rewards/AWPOExec/mean': float('nan')}) is None
 
 
 def test_table_and_figure_from_markers_and_logs(tmp_path):
@@ -98,7 +99,7 @@ def test_table_and_figure_from_markers_and_logs(tmp_path):
     assert g['outcome_first'] == pytest.approx(2.75 / 3) and g['outcome_last'] == pytest.approx(4.75 / 3)
     assert 'R_out first 3' in (tmp_path / 'cpu_study.md').read_text()
     # the figure's trailing mean
-    assert S.rolling([1, 2, 3, 4, 5, 6], 5) == [1, 1.5, 2, 2.5, 3, 4]
+    assert R.rolling([1, 2, 3, 4, 5, 6], 5) == [1, 1.5, 2, 2.5, 3, 4]
 
 
 def test_resume_keeps_finished_runs_and_redoes_a_half_run(tmp_path):

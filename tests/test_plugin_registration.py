@@ -76,7 +76,8 @@ def test_swift_check_names_the_missing_method_and_versions():
         return samples
     changed = type('ChangedGRPOTrainer', (old,), {'_compute_advantages': GRPOTrainer._compute_advantages,
                                                   '_prepare_batch_inputs': _prepare_batch_inputs})
-    with pytest.raises(SwiftAPIError, match=r'_prepare_batch_inputs: takes \(samples, mode\), AWPO expects \(samples\)'):
+    with pytest.raises(SwiftAPIError,
+                       match=r'_prepare_batch_inputs: takes \(samples, mode\), AWPO expects \(samples\)'):
         check_swift_api(changed)
 
 
