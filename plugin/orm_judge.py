@@ -33,7 +33,7 @@ def _column(kwargs: dict, name: str, n: int, required: bool) -> List[Any]:
     col = kwargs.get(name)
     if col is None:
         if required:
-            raise ValueError(f'awpo_judge: the dataset has no {name!r} column (see README, "Data contract"); '
+            raise ValueError(f'awpo_judge: the dataset has no {name!r} column (see docs/data.md, "the data contract"); '
                              f'got columns: {", ".join(sorted(k for k in kwargs if k != "trainer_state"))}')
         return [None] * n
     if len(col) != n:

@@ -35,7 +35,7 @@ ONE_STEP=(--max_steps 1 --save_steps 1 --gradient_accumulation_steps 1)
 export DATA_DIR=$SMOKE_DIR/data RUNS_DIR=$SMOKE_DIR/runs RESULTS_DIR=$SMOKE_DIR/results
 fail() { die "SMOKE FAILED at $*"; }
 
-say "versions (the pairs README 'Versions' lists as tested)"
+say "versions (the pairs docs/training.md 'Versions' lists as tested)"
 run python -c 'import torch, vllm, swift, transformers, deepspeed; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count(), "| vllm", vllm.__version__, "| ms-swift", swift.__version__, "| transformers", transformers.__version__, "| deepspeed", deepspeed.__version__)' ||
   fail "imports"
 run python -m data_prep demo --out "$DATA_DIR/awpo_train_rationales.jsonl" || fail "demo data"

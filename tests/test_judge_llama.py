@@ -3,7 +3,7 @@
 
 One server for the module, started and stopped by the fixture (its whole process group; the port is checked
 closed afterwards). The server answers one request at a time; a judge prompt is ~1300 tokens, a few seconds
-each on 2 idle cores. Run time of the module on the shared 2-core box: see README, "Judge reward".
+each on 2 idle cores. Run time of the module on the shared 2-core box: see docs/judge.md, "A real LLM judge on the CPU".
 """
 from __future__ import annotations
 

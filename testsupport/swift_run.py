@@ -17,7 +17,7 @@ from cpu_model import smollm2
 REPO = Path(__file__).resolve().parents[1]
 
 # The model's own training flags (cpu_model/smollm2.py), the project's tool-call format, then the settings
-# of these tests that work for SmolLM2-135M on 2 CPU cores (see README, "CPU runs").
+# of these tests that work for SmolLM2-135M on 2 CPU cores (see docs/cpu.md, "CPU runs").
 CPU_FLAGS = [*smollm2.TRAIN_FLAGS, '--agent_template', smollm2.AGENT_TEMPLATE,
              '--tuner_type', 'lora', '--dataloader_num_workers', '0', '--report_to', 'none',
              '--num_generations', '4', '--per_device_train_batch_size', '8', '--gradient_accumulation_steps', '1',
