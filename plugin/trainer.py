@@ -39,14 +39,16 @@ JUDGE_ROLE = 'judge'
 
 # ---------------------------------------------------------------------- ms-swift internals AWPO relies on
 # AWPOGRPOTrainer overrides PRIVATE methods of ms-swift's GRPOTrainer and writes PRIVATE attributes; none is
-# ms-swift's public API. They were read from ms-swift 4.6.0 (swift/rlhf_trainers/grpo_trainer.py), where
-# ``_generate_and_score_completions`` calls, in this order, ``_score_completions`` (the rewards, judge included),
-# ``_prepare_batch_inputs`` (the old/ref log-prob pass) and ``_compute_advantages(samples, rewards_per_func,
-# batch_encoded_inputs)``; the loss calls ``_compute_loss_and_metrics`` and clips with ``epsilon_low/high``.
+# ms-swift's public API. They were read from ms-swift 4.6.0 (swift/rlhf_trainers/grpo_trainer.py and
+# rollout_mixin.py), where ``_generate_and_score_completions`` calls, in this order, ``_score_completions`` (the
+# rewards, judge included), ``_prepare_batch_inputs`` (the old/ref log-prob pass) and ``_postprocess_batch``,
+# which calls ``_compute_advantages(samples, rewards_per_func, batch_encoded_inputs)``; the loss calls
+# ``_compute_loss_and_metrics`` and clips with ``epsilon_low/high``.
 # If a later ms-swift renames one of them, the override is silently never called (stock GRPO advantages
-# under an AWPO label) or fails deep inside a step; if it reorders the calls, judge.overlap reads the rewards
-# too early. So start-up checks them (check_swift_api at registration and before the trainer is built,
-# check_swift_state right after ms-swift's __init__) and stops with a message naming what is missing.
+# under an AWPO label) or fails deep inside a step; if it reads the reward matrix between the scoring and
+# ``_compute_advantages``, it sees judge.overlap's placeholders (NaN) there. So start-up checks them
+# (check_swift_api at registration and before the trainer is built, check_swift_state right after ms-swift's
+# __init__) and stops with a message naming what is missing.
 SUPPORTED_SWIFT = '4.6'
 # Private methods overridden here -> the parameters ms-swift 4.6 passes them (after self).
 SWIFT_METHODS = {
@@ -58,6 +60,9 @@ SWIFT_METHODS = {
 SWIFT_ATTRIBUTES = ('_metrics', '_logs', 'reward_funcs', 'reward_func_names', 'reward_weights', 'epsilon_low',
                     'epsilon_high', 'num_generations', 'num_generations_eval', 'dynamic_num_samples',
                     'scale_rewards')
+
+
+_version_warned: set = set()
 
 
 class SwiftAPIError(RuntimeError):
@@ -90,10 +95,12 @@ def check_swift_api(base: type = GRPOTrainer) -> None:
             problems.append(f'{name}: takes ({", ".join(got)}), AWPO expects ({", ".join(params)})')
     if problems:
         raise _swift_error(problems)
-    if not swift.__version__.startswith(SUPPORTED_SWIFT + '.') and swift.__version__ != SUPPORTED_SWIFT:
+    version = swift.__version__
+    if not version.startswith(SUPPORTED_SWIFT + '.') and version != SUPPORTED_SWIFT and version not in _version_warned:
+        _version_warned.add(version)  # once per process (registration and construction both check)
         logger.warning('[AWPO] ms-swift %s is installed; AWPO was written against ms-swift %s. The private '
                        'methods it overrides are present, but check a short run (plugin/trainer.py).',
-                       swift.__version__, SUPPORTED_SWIFT)
+                       version, SUPPORTED_SWIFT)
 
 
 def check_swift_state(trainer: Any) -> None:

@@ -81,6 +81,26 @@ def test_swift_check_names_the_missing_method_and_versions():
         check_swift_api(changed)
 
 
+def test_other_swift_version_with_the_methods_warns_once_at_start_up(monkeypatch, caplog):
+    import swift
+    from swift.rlhf_trainers import GRPOTrainer
+
+    from plugin.trainer import check_swift_api
+    monkeypatch.setattr(swift, '__version__', '4.7.1')
+    monkeypatch.setattr('plugin.trainer._version_warned', set())
+    with caplog.at_level('WARNING', logger='awpo'):
+        check_swift_api(GRPOTrainer)  # the methods are there: a warning, not an error
+    assert 'ms-swift 4.7.1 is installed; AWPO was written against ms-swift 4.6' in caplog.text
+    caplog.clear()
+    with caplog.at_level('WARNING', logger='awpo'):
+        check_swift_api(GRPOTrainer)  # the trainer's own check after registration's: not said again
+    assert caplog.text == ''
+    monkeypatch.setattr(swift, '__version__', '4.6.3')
+    with caplog.at_level('WARNING', logger='awpo'):
+        check_swift_api(GRPOTrainer)
+    assert caplog.text == ''
+
+
 def test_swift_state_check_names_a_missing_attribute():
     from collections import defaultdict
     from types import SimpleNamespace
