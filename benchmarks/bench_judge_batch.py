@@ -37,7 +37,8 @@ def main(argv=None) -> int:
     p.add_argument('--batches', type=int, default=5)
     a = p.parse_args(argv)
     from plugin.config import JudgeConfig
-    from plugin.judge import JudgeSample, judge_input, make_judge
+    from plugin.judge import make_judge
+    from plugin.judge_base import JudgeSample, judge_input
     from plugin.judge_prompt import build_messages, cache_key
 
     port = _free_port()

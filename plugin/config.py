@@ -37,7 +37,7 @@ CONFIG_ENV = 'AWPO_CONFIG'
 # AWPO_* variable the repo reads is a field or listed here.
 NON_FIELD_ENV = {
     'AWPO_CONFIG': 'this module: the YAML/JSON config file',
-    'AWPO_JUDGE_API_KEY': 'plugin/judge.py: the judge API key (the default judge.api_key_env)',
+    'AWPO_JUDGE_API_KEY': 'plugin/judge_openai.py: the judge API key (the default judge.api_key_env)',
     'AWPO_SMOLLM2_DIR': 'cpu_model/smollm2.py, shells/: folder of the converted SmolLM2 model',
     'AWPO_WARMSTART_DIR': 'cpu_model/smollm2.py, shells/warm_start.sh: folder of the SFT warm-start model',
     'AWPO_BFCL_PYTHON': "eval/bfcl.py: python of bfcl-eval's own environment",
@@ -53,7 +53,7 @@ _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
 
 
-# judge.guided_json: how the judge asks the server for structured output (see plugin/judge.py).
+# judge.guided_json: how the judge asks the server for structured output (see plugin/judge_openai.py).
 DIALECTS = ('auto', 'json_schema', 'json_object', 'none')
 Dialect = str
 

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from plugin.config import AWPOConfig
-from plugin.judge import JudgeSample, make_judge
+from plugin.judge import make_judge
+from plugin.judge_base import JudgeSample
 from plugin.judge_prompt import FIGURE2_RUBRIC
 from plugin.judge_runtime import redact
 

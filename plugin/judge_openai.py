@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence
 import openai
 
 from plugin.config import DIALECTS, JudgeConfig
-from plugin.judge import BaseJudge, JudgeSample, JudgeUnreachable, Verdict, judge_input
+from plugin.judge_base import BaseJudge, JudgeSample, JudgeUnreachable, Verdict, judge_input
 from plugin.judge_prompt import REPLY_SCHEMA, build_messages, cache_key, parse_reply
 from plugin.judge_runtime import JudgeLoop, install_redaction, redact
 

@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any, List, Optional, Sequence
 
 from plugin.config import JudgeConfig
-from plugin.judge import BaseJudge, JudgeSample, Verdict
+from plugin.judge_base import BaseJudge, JudgeSample, Verdict
 from plugin.judge_prompt import cut_reasoning, snap_to_tier
 from plugin.outcome_reward import json_equal, pair_calls
 from plugin.toolcall_format import parse_completion, parse_ground_truth

@@ -26,7 +26,8 @@ from typing import Any, List, Optional, Tuple
 from swift.rewards import AsyncORM
 
 from plugin.config import load_config
-from plugin.judge import BaseJudge, JudgeSample, make_judge
+from plugin.judge import make_judge
+from plugin.judge_base import BaseJudge, JudgeSample
 
 
 def _column(kwargs: dict, name: str, n: int, required: bool) -> List[Any]:

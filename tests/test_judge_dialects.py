@@ -11,7 +11,8 @@ import time
 import pytest
 
 from plugin.config import AWPOConfig, JudgeConfig
-from plugin.judge import JudgeSample, JudgeUnreachable, make_judge
+from plugin.judge import make_judge
+from plugin.judge_base import JudgeSample, JudgeUnreachable
 from plugin.judge_runtime import redact
 from testsupport.judge_stub import JudgeStub
 

@@ -106,7 +106,7 @@ def test_auto_dialect_picks_json_object_and_scores_come_back(llama_judge, caplog
     # A fixed dialect the server rejects: the start-up check says so and names the setting that works.
     bad = make_judge(JudgeConfig(backend='openai', base_url=llama_judge, model=MODEL, timeout=120,
                                  guided_json='json_schema').validate())
-    from plugin.judge import JudgeUnreachable
+    from plugin.judge_base import JudgeUnreachable
     with pytest.raises(JudgeUnreachable, match=r'(?s)rejects judge.guided_json: json_schema .*set judge.guided_json: '
                                                r'json_object'):
         bad.health_check()

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from plugin.config import JudgeConfig
-from plugin.judge import JudgeSample, make_judge
+from plugin.judge import make_judge
+from plugin.judge_base import JudgeSample
 from plugin.judge_prompt import TIERS
 from plugin.judge_rubric import (RubricJudge, rubric_execution, rubric_parameters, rubric_reasoning_path,
                                  rubric_score, rubric_tool_selection)

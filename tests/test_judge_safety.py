@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from plugin.config import AWPOConfig, JudgeConfig
-from plugin.judge import JudgeSample, JudgeUnreachable, make_judge
+from plugin.judge import make_judge
+from plugin.judge_base import JudgeSample, JudgeUnreachable
 from plugin.judge_openai import OpenAIJudge
 from plugin.judge_prompt import FIGURE2_RUBRIC, SECTIONS, parse_reply, snap_to_tier
 from testsupport.judge_stub import JudgeStub

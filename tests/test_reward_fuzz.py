@@ -209,7 +209,7 @@ def test_degenerate_batch_through_ms_swift_reward_loop(registered_orms):
 def test_judge_input_path_does_not_raise_on_degenerate_outputs():
     """The judge reads the completion through the same parser (``judge_input``) and the rubric backend
     scores it with the same pairing: neither raises on what the policy wrote."""
-    from plugin.judge import JudgeSample, judge_input
+    from plugin.judge_base import JudgeSample, judge_input
     from plugin.judge_rubric import rubric_score
     for name, text in degenerate_cases() + [(n, t) for n, t, _ in random_cases(300, seed=5)]:
         inp = judge_input(JudgeSample(completion=text, ground_truth=GOLDS[1], reference_rationale='r', tools='[]'))
