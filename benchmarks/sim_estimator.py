@@ -1,7 +1,7 @@
 """The estimator under judge noise, simulated: GRPO vs Mixed-reward GRPO vs AWPO (+ ablations), seeded.
 
     python -m benchmarks.sim_estimator [--seeds 20] [--steps 200] [--out results/sim_estimator]
-                                       [--judges good noisy ...] [--publish docs] [--quick]
+                                       [--judges good noisy ...] [--publish docs/results] [--quick]
                                        [--lr 0.01] [--epochs 4] [--tag NAME]
 
 The task, policy and judges: benchmarks/sim_env.py. Training (ms-swift's GRPO advantage, AWPO's own
