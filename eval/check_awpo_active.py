@@ -16,26 +16,16 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from eval.jsonl import read_jsonl
+
 KEYS = ('awpo/gate_open_frac', 'awpo/w_mix_mean', 'awpo/clip_eps')
 
 
 def read_steps(run_dir: Path) -> List[dict]:
-    """The logged training steps that carry AWPO's metrics (a torn last line is ignored)."""
-    path = Path(run_dir) / 'logging.jsonl'
-    lines = path.read_text(encoding='utf-8').splitlines()
-    steps = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):
-                break  # a run killed mid-write
-            raise ValueError(f'{path}:{n}: not JSON') from None
-        if isinstance(rec, dict) and all(k in rec for k in KEYS):
-            steps.append(rec)
-    return steps
+    """The logged training steps that carry AWPO's metrics (``eval.jsonl``'s rule: a torn last line is left
+    out, a bad line before the end is an error naming file and line)."""
+    records, _ = read_jsonl(Path(run_dir) / 'logging.jsonl')
+    return [rec for _, rec in records if isinstance(rec, dict) and all(k in rec for k in KEYS)]
 
 
 def active_step(rec: dict, eps_max: float) -> bool:
