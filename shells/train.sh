@@ -40,7 +40,7 @@ if [ "$MODEL" = smollm2 ]; then
     MODEL_ID=$(cd "$REPO_ROOT" && python -m cpu_model.smollm2 | tail -n 1)
   fi
   # The model's ms-swift flags have one home: cpu_model/smollm2.py TRAIN_FLAGS.
-  flags=$(python -m cpu_model.smollm2 --print-flags) || die "python -m cpu_model.smollm2 --print-flags failed"
+  flags=$(cd "$REPO_ROOT" && python -m cpu_model.smollm2 --print-flags) || die "python -m cpu_model.smollm2 --print-flags failed"
   read -r -a MODEL_ARGS <<< "$flags"
   TUNER_TYPE=lora; LEARNING_RATE=1e-4; SFT_LEARNING_RATE=1e-4; NUM_GENERATIONS=4; PROMPTS_PER_STEP=1
   COMPLETIONS_PER_STEP=4; PER_DEVICE_BATCH=4; MAX_STEPS=${CPU_STEPS:-4}; SAVE_STEPS=$MAX_STEPS
