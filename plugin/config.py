@@ -244,6 +244,15 @@ class JudgeConfig:
     # json_object + schema, then none) | json_schema | json_object | none. Old true/false = auto/none.
     guided_json: Dialect = 'auto'
     tolerate_unreachable: bool = False  # start training even if the endpoint fails its health check
+    # Ask the server for thinking off in every request (chat_template_kwargs {"enable_thinking": false}, as vLLM
+    # and SGLang read it); a server that rejects the kwarg is asked without it, with a warning.
+    disable_thinking: bool = True
+    # The stop rule: a judge whose share of missing scores stays above max_missing_share for missing_patience
+    # consecutive batches (one batch per generation step and rank) stops the run with JudgeSwitchedOff, since
+    # AWPO would silently train outcome-only; tolerate_missing: true keeps training (scores fall back).
+    max_missing_share: float = 0.5
+    missing_patience: int = 5
+    tolerate_missing: bool = False
     breaker_failures: int = 8        # consecutive failed requests that open the circuit breaker
     breaker_cooldown: float = 60.0   # seconds the breaker stays open before one probe request
     max_requests: Optional[int] = None  # per-run ceiling on judge requests (cost limit)
@@ -267,7 +276,7 @@ class JudgeConfig:
         except ValueError as e:
             raise ValueError(f'{e} {_origin(sources, "judge.guided_json")}') from None
         _check_finite(self, 'judge.', sources)
-        for name in ('concurrency', 'reasoning_budget_chars', 'breaker_failures', 'max_tokens'):
+        for name in ('concurrency', 'reasoning_budget_chars', 'breaker_failures', 'max_tokens', 'missing_patience'):
             if getattr(self, name) < 1:
                 fail(name, f'must be >= 1, got {getattr(self, name)}')
         for name in ('timeout', 'batch_deadline'):
@@ -280,6 +289,9 @@ class JudgeConfig:
             v = getattr(self, name)
             if v is not None and v < 0:
                 fail(name, f'must be >= 0 or null, got {v}')
+        if not 0.0 <= self.max_missing_share < 1.0:
+            fail('max_missing_share', f'must be in [0, 1) (1 could never be exceeded: use tolerate_missing: true), '
+                 f'got {self.max_missing_share}')
         if self.backend == 'openai' and not self.base_url:
             fail('base_url', "required when judge.backend is 'openai' (or set AWPO_JUDGE_BASE_URL)")
         if self.temperature > 2:
