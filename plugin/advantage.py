@@ -8,7 +8,8 @@ Notation (paper -> code):
     R^mix_{g,j}           r_mix.view(G, K)   (= R^out + R^reasoning; NaN where the judge failed)
     sigma-hat (Eqs. 22-23) population std (1/K), ``correction=0``
     r_g      (Eq. 24)     AWPOResult.r_g
-    w^mix_g  (Eq. 25)     AWPOResult.w_mix
+    w^mix_g  (Eq. 25)     AWPOResult.w_mix   (or one of the other readings of the gate, ``cfg.gate_rule``:
+                                              :data:`GATE_RULES`)
     d_g      (Eq. 27)     AWPOResult.d
     A^hyper  (Eq. 28)     AWPOResult.advantages
     epsilon  (Eq. 29)     AWPOResult.clip_eps
@@ -22,8 +23,8 @@ import torch
 
 from plugin.config import AWPOConfig
 
-__all__ = ['AWPOResult', 'awpo_advantages', 'group_stats', 'gating_weight', 'difficulty_weight',
-           'dynamic_clip_radius']
+__all__ = ['AWPOResult', 'awpo_advantages', 'group_stats', 'gating_weight', 'gating_weight_eq25_plus_flat',
+           'gating_weight_flat_only', 'flat_groups', 'GATE_RULES', 'difficulty_weight', 'dynamic_clip_radius']
 
 
 @dataclass
@@ -83,6 +84,52 @@ def gating_weight(std_out: torch.Tensor, std_mix: torch.Tensor, mean_out: torch.
     return r_g, r_g * open_
 
 
+# ---------------------------------------------------------------------- the gate's other readings
+# The paper's prose (Sec. 3.2) says AWPO "selectively incorporates reasoning reward signals when the variance
+# induced by the outcome reward is statistically insignificant"; Eq. 25 as written shuts the gate exactly there
+# (sigma_out = 0 gives r_g ~ 1 > eps_mix). The two functions below are the prose's readings, selected by
+# ``AWPOConfig.gate_rule`` (docs/settings.md); ``gating_weight`` (Eq. 25 as written) stays the default.
+
+def flat_groups(std_out: torch.Tensor, std_mix: torch.Tensor, mean_out: torch.Tensor, cfg: AWPOConfig):
+    """The groups the prose means: constant, not-maximal outcome reward that the judge still ranks:
+    F_g = 1[sigma_out_g <= eps_std] * 1[sigma_mix_g > eps_std] * 1[mean_out_g < R_max].
+
+    sigma_out = 0 is tested at Eq. 24's guard eps_std (equal rewards can leave a rounding residue in the std).
+    Where the judge adds no spread either (sigma_mix = 0) the group has nothing to rank and is not counted, so
+    it does not tighten Eq. 29's radius; an all-correct group (mean = R_max) is excluded as in Eq. 25."""
+    return (std_out <= cfg.eps_std) & (std_mix > cfg.eps_std) & (mean_out < cfg.r_out_max)
+
+
+def gating_weight_eq25_plus_flat(std_out: torch.Tensor, std_mix: torch.Tensor, mean_out: torch.Tensor,
+                                 cfg: AWPOConfig):
+    """gate_rule ``eq25_plus_flat``: Eq. 25, and the judge alone where the outcome reward is flat:
+    w_g = 1 if F_g (:func:`flat_groups`), else w^mix_g of Eq. 25. Returns (r_g, w).
+
+    In a flat group A^out = 0 (Eq. 26), so w = 1 makes Eq. 28 the judge's group-normalised advantage there;
+    every other group is weighted exactly as by :func:`gating_weight`."""
+    r_g, w = gating_weight(std_out, std_mix, mean_out, cfg)
+    if not cfg.gating:
+        return r_g, w
+    return r_g, torch.where(flat_groups(std_out, std_mix, mean_out, cfg), torch.ones_like(w), w)
+
+
+def gating_weight_flat_only(std_out: torch.Tensor, std_mix: torch.Tensor, mean_out: torch.Tensor,
+                            cfg: AWPOConfig):
+    """gate_rule ``flat_only``: the judge only where the outcome reward is flat, never blended elsewhere:
+    w_g = 1[F_g] (:func:`flat_groups`). Returns (r_g, w); r_g (Eq. 24) is still reported.
+
+    Where the outcome reward has spread, Eq. 28 is the outcome advantage alone (GRPO's, times d_g)."""
+    r_g, w = gating_weight(std_out, std_mix, mean_out, cfg)
+    if not cfg.gating:
+        return r_g, w
+    return r_g, flat_groups(std_out, std_mix, mean_out, cfg).to(r_g.dtype)
+
+
+# gate_rule name (plugin/config.py GATE_RULES) -> the function computing (r_g, w^mix_g).
+GATE_RULES = {'eq25': gating_weight, 'eq25_plus_flat': gating_weight_eq25_plus_flat,
+              'flat_only': gating_weight_flat_only}
+
+
 def difficulty_weight(mean_out: torch.Tensor, cfg: AWPOConfig):
     """Eq. 27: d_g = alpha_base + (alpha_prio - alpha_base) * 1[tau_low < mean_out < tau_high].
     Returns (d, prio) where prio marks the groups given alpha_prio."""
@@ -137,7 +184,7 @@ def awpo_advantages(r_out: torch.Tensor, r_mix: torch.Tensor | None, num_generat
     if not math.isfinite(float(mean_out.sum())):  # NaN/inf anywhere in r_out reaches this sum
         raise ValueError('awpo_advantages: r_out holds NaN/inf; outcome rewards must be finite '
                          '(only the judge may be missing)')
-    r_g, w = gating_weight(std[0], std[1], mean_out, cfg)  # Eqs. 24-25
+    r_g, w = GATE_RULES[cfg.gate_rule](std[0], std[1], mean_out, cfg)  # Eqs. 24-25 (or cfg.gate_rule)
     if no_judge:
         w = torch.zeros_like(w)
     w = w.masked_fill(judge_missing, 0.0)

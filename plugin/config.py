@@ -48,6 +48,10 @@ logger = logging.getLogger('awpo')
 _warned: set = set()
 # How tool names are compared in the outcome reward's r_name (Eq. 16); see plugin/outcome_reward.py::name_score.
 NAME_MATCH_MODES = ('multiset', 'set')
+# Readings of AWPO's gate (Eq. 25), plugin/advantage.py GATE_RULES: the equation as written (default), the
+# equation plus the groups whose outcome reward is flat, the flat groups only (docs/settings.md).
+GATE_RULES = ('eq25', 'eq25_plus_flat', 'flat_only')
+GATE_RULE_ALIASES = {'zero_spread': 'eq25_plus_flat', 'zero_spread_only': 'flat_only'}  # the issue's names
 
 _TRUE = {'1', 'true', 'yes', 'on'}
 _FALSE = {'0', 'false', 'no', 'off'}
@@ -333,6 +337,12 @@ class AWPOConfig:
     eps_max     Eq. 29 radius with no judge reliance: 0.2, the usual PPO/GRPO value.
     adv_eps     Eq. 26 epsilon: 1e-4, the constant ms-swift's stock GRPO adds to the group std.
     gating, difficulty, dynamic_clip: ablation switches of Table 5.
+    gate_rule   which reading of the gate (Eq. 25) computes w^mix_g (plugin/advantage.py GATE_RULES):
+                'eq25' (default) the equation as written: the gate is shut where the outcome reward is flat
+                (sigma_out = 0 gives r_g ~ 1 > eps_mix); 'eq25_plus_flat' Eq. 25, and w = 1 in groups with
+                flat, not-maximal outcome reward that the judge ranks (the paper's prose: the judge where the
+                outcome's variance is insignificant); 'flat_only' w = 1 in those groups only, 0 elsewhere.
+                'zero_spread' / 'zero_spread_only' are accepted for the last two.
     reward_name_match  Eq. 16 (r_name): 'multiset' counts repeated tool names, so extra or duplicated calls
                 always score below the exact answer (hedge-proof, as ToolRL's code); 'set' is the
                 paper-literal reading (a repeated guess is free). See plugin/outcome_reward.py::name_score.
@@ -350,6 +360,7 @@ class AWPOConfig:
     gating: bool = True
     difficulty: bool = True
     dynamic_clip: bool = True
+    gate_rule: str = 'eq25'
     reward_name_match: str = 'multiset'
     judge: JudgeConfig = field(default_factory=JudgeConfig)
 
@@ -394,6 +405,13 @@ class AWPOConfig:
         for name in ('gating', 'difficulty', 'dynamic_clip'):
             if not isinstance(getattr(self, name), bool):
                 fail(name, f'must be a boolean, got {getattr(self, name)!r}')
+        self.gate_rule = GATE_RULE_ALIASES.get(self.gate_rule, self.gate_rule)
+        if self.gate_rule not in GATE_RULES:
+            fail('gate_rule', f'must be one of {", ".join(GATE_RULES)} (Eq. 25 readings, docs/settings.md), '
+                 f'got {self.gate_rule!r}')
+        if self.gate_rule != 'eq25' and not self.gating:
+            fail('gate_rule/gating', f'gate_rule {self.gate_rule!r} is a reading of the gate, but gating is off '
+                 '(w_mix = 1 everywhere): set gating: true, or gate_rule: eq25')
         if self.reward_name_match not in NAME_MATCH_MODES:
             fail('reward_name_match', f'must be one of {", ".join(NAME_MATCH_MODES)}, got {self.reward_name_match!r}')
         self.judge.validate({k: v for k, v in (src or {}).items() if k.startswith('judge.')})

@@ -33,6 +33,12 @@ def reference(r_out, r_mix, K, cfg):
             w = 1.0
         else:
             w = (1.0 if mo < cfg.r_out_max else 0.0) * (1.0 if r_g < cfg.eps_mix else 0.0) * r_g  # Eq. 25
+            # the other readings of the gate (cfg.gate_rule): a flat, not-maximal group the judge ranks
+            flat = so <= cfg.eps_std and sm > cfg.eps_std and mo < cfg.r_out_max
+            if cfg.gate_rule == 'eq25_plus_flat' and flat:
+                w = 1.0
+            elif cfg.gate_rule == 'flat_only':
+                w = 1.0 if flat else 0.0
         if missing or r_mix is None:
             w = 0.0
         if cfg.difficulty:
@@ -223,3 +229,108 @@ def test_metrics_summarise_the_batch():
     assert m['awpo/clip_eps'] == pytest.approx(0.1 + (1 - 0.56503 / 2) * 0.1, abs=1e-5)
     off = awpo_advantages(r_out, r_mix, 4, AWPOConfig(difficulty=False)).metrics()
     assert off['awpo/prio_frac'] == 0.0 and off['awpo/d_mean'] == 1.0
+
+
+# ------------------------------------------------------------------ the gate's readings (cfg.gate_rule, issue 22)
+RULE_CONFIGS = [
+    AWPOConfig(gate_rule='eq25_plus_flat'),
+    AWPOConfig(gate_rule='flat_only'),
+    AWPOConfig(gate_rule='eq25_plus_flat', difficulty=False, dynamic_clip=False),
+    AWPOConfig(gate_rule='flat_only', eps_mix=0.55, tau_low=1.0, tau_high=1.5, alpha_prio=3.0, eps_min=0.05),
+]
+
+
+def random_batch_with_flat_groups(seed, G, K, nan_frac=0.0):
+    """random_batch, with about a third of the groups given one outcome value (0, 1 or 1.5: flat, not maximal)."""
+    r_out, r_mix = random_batch(seed, G, K, nan_frac)
+    judge = (r_mix - r_out).view(G, K)
+    gen = torch.Generator().manual_seed(1000 + seed)
+    flat = torch.rand(G, generator=gen) < 0.35
+    flat[0] = True
+    level = torch.tensor([0.0, 1.0, 1.5], dtype=torch.float64)[torch.randint(0, 3, (G,), generator=gen)]
+    ro = torch.where(flat[:, None], level[:, None].expand(G, K), r_out.view(G, K))
+    return ro.reshape(-1), (ro + judge).reshape(-1)
+
+
+@pytest.mark.parametrize('cfg_i', range(len(RULE_CONFIGS)))
+@pytest.mark.parametrize('seed', range(12))
+def test_gate_readings_match_loop_reference(seed, cfg_i):
+    cfg = RULE_CONFIGS[cfg_i]
+    G, K = 3 + seed, [2, 4, 8, 1][seed % 4]
+    r_out, r_mix = random_batch_with_flat_groups(seed, G, K, nan_frac=0.05 if seed % 3 == 0 else 0.0)
+    res = awpo_advantages(r_out, r_mix, K, cfg)
+    adv, eps, r_g, w, d = reference(r_out.tolist(), r_mix.tolist(), K, cfg)
+    torch.testing.assert_close(res.advantages, torch.tensor(adv, dtype=torch.float64), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(res.w_mix, torch.tensor(w, dtype=torch.float64))
+    torch.testing.assert_close(res.d, torch.tensor(d, dtype=torch.float64))
+    torch.testing.assert_close(res.r_g, torch.tensor(r_g, dtype=torch.float64), equal_nan=True)
+    assert res.clip_eps == pytest.approx(eps, abs=1e-12)
+    if K > 1 and seed % 3:  # the batch does hold flat groups the new readings open (so this test can fail)
+        assert (res.w_mix == 1.0).any()
+
+
+def _three_groups():
+    """K = 4, three groups, defaults (eps_mix 0.7, tau (0.5, 1.8), alpha 1/1.5, eps 0.1..0.2):
+
+    all-wrong  R_out = [1, 1, 1, 1] (wrong tool), J = [0, 1, .25, .75]: sigma_out = 0; R_mix - mean = J - 0.5 =
+               [-.5, .5, -.25, .25], var (.25 + .25 + .0625 + .0625)/4 = 0.15625, sigma_mix = 0.395285;
+               r_g = 0.395285 / (0 + 0.395285 + 1e-6) = 0.999997 > 0.7: Eq. 25 shuts. d = 1.5 (0.5 < 1 < 1.8).
+               With w = 1: A = 1.5 * [-.5, .5, -.25, .25] / (0.395285 + 1e-4) = [-1.89687, 1.89687, -0.94843, 0.94843]
+    all-right  R_out = [2, 2, 2, 2], J = [0, .5, 0, 1]: mean = R_max: shut under every rule, A = 0.
+    mixed      R_out = [0, 1, 2, 1], J = [.5, .25, 1, .25]: test_hand_computed_group: r_g = w(Eq. 25) = 0.56503,
+               A[0] = -1.84520; outcome alone: A[0] = 1.5 * -1 / (0.70711 + 1e-4) = -2.12102.
+    """
+    r_out = torch.tensor([1.0, 1, 1, 1, 2, 2, 2, 2, 0, 1, 2, 1], dtype=torch.float64)
+    judge = torch.tensor([0, 1, .25, .75, 0, .5, 0, 1, .5, .25, 1, .25], dtype=torch.float64)
+    return r_out, r_out + judge
+
+
+FLAT_A = [-1.89687, 1.89687, -0.94843, 0.94843]
+
+
+@pytest.mark.parametrize('rule, w, adv, eps', [
+    # eq25: only the mixed group, w = r_g; eps = 0.1 + (1 - 0.56503/3) * 0.1
+    ('eq25', [0.0, 0.0, 0.56503], [0.0] * 4 + [0.0] * 4 + [-1.84520], 0.18117),
+    # + the all-wrong group with w = 1: eps = 0.1 + (1 - 1.56503/3) * 0.1
+    ('eq25_plus_flat', [1.0, 0.0, 0.56503], FLAT_A + [0.0] * 4 + [-1.84520], 0.14783),
+    # the all-wrong group only; the mixed group gets the outcome advantage alone: eps = 0.1 + (1 - 1/3) * 0.1
+    ('flat_only', [1.0, 0.0, 0.0], FLAT_A + [0.0] * 4 + [-2.12102], 0.16667),
+])
+def test_gate_readings_hand_computed_all_wrong_all_right_and_mixed(rule, w, adv, eps):
+    r_out, r_mix = _three_groups()
+    res = awpo_advantages(r_out, r_mix, 4, AWPOConfig(gate_rule=rule).validate())
+    assert res.w_mix.tolist() == pytest.approx(w, abs=1e-5)
+    assert res.advantages[:len(adv)].tolist() == pytest.approx(adv, abs=1e-4)
+    assert torch.equal(res.advantages[4:8], torch.zeros(4, dtype=torch.float64))  # all-right: nothing to prefer
+    assert res.clip_eps == pytest.approx(eps, abs=1e-5)
+    assert res.r_g[0].item() == pytest.approx(0.999997, abs=1e-6)  # Eq. 24 is reported whatever the rule
+
+
+def test_gate_readings_leave_flat_groups_without_judge_spread_or_judge_shut():
+    """A flat group whose judge is flat too (nothing to rank), or whose judge score is missing, stays shut."""
+    r_out = torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0])
+    r_mix = r_out + torch.tensor([0.5, 0.5, 0.5, 0.5, 0.25, NAN, 1.0, 0.0])
+    for rule in ('eq25_plus_flat', 'flat_only'):
+        res = awpo_advantages(r_out, r_mix, 4, AWPOConfig(gate_rule=rule))
+        assert res.w_mix.tolist() == [0.0, 0.0] and torch.equal(res.advantages, torch.zeros(8))
+        assert res.clip_eps == pytest.approx(0.2)
+    # the all-malformed group (R_out = 0, below tau_low: d = 1) opens once its judge score is there
+    r_mix[5] = 0.25
+    res = awpo_advantages(r_out, r_mix, 4, AWPOConfig(gate_rule='flat_only'))
+    assert res.w_mix.tolist() == [0.0, 1.0] and res.d.tolist() == [1.5, 1.0]
+    judge = torch.tensor([0.25, 0.25, 1.0, 0.0])
+    dev = judge - judge.mean()
+    torch.testing.assert_close(res.advantages[4:], dev / (dev.square().mean().sqrt() + 1e-4))
+
+
+def test_default_rule_is_eq25_and_the_readings_differ_from_it_only_in_flat_groups():
+    r_out, r_mix = random_batch_with_flat_groups(5, 12, 8)
+    base = awpo_advantages(r_out, r_mix, 8, AWPOConfig())
+    assert AWPOConfig().gate_rule == 'eq25'
+    eq = awpo_advantages(r_out, r_mix, 8, AWPOConfig(gate_rule='eq25'))
+    assert torch.equal(eq.advantages, base.advantages) and eq.clip_eps == base.clip_eps
+    plus = awpo_advantages(r_out, r_mix, 8, AWPOConfig(gate_rule='eq25_plus_flat'))
+    flat = r_out.view(12, 8).std(dim=1) == 0
+    assert flat.any() and (~flat).any()
+    same = ~flat.repeat_interleave(8)
+    assert torch.equal(plus.advantages[same], base.advantages[same])
