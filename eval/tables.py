@@ -7,7 +7,9 @@ Published numbers: ``eval/paper_results.json`` (transcribed from the paper). Our
 
 A run is placed under the paper row it reproduces by ``--map RUN=GROUP/METHOD`` (Table 1 has no groups:
 ``RUN=AWPO``), or by ``settings.paper_row`` in its result file; its line shows each cell as
-``ours (Δ ours - paper)``. Runs not mapped are listed after the paper rows of each table. A cell whose
+``ours (Δ ours - paper)``. Rows the paper does not have but our recipes run beside its baselines
+(:data:`OUR_ROWS`: GDPO in Tables 2-3, the gate-rule readings in Table 5) are placed the same way
+(``GROUP/GDPO``) under a line marked ``(ours, not in the paper)``, with no Δ. Runs not mapped are listed after the paper rows of each table. A cell whose
 benchmark the run has not been evaluated on reads ``not run``; a cell computed on a subset (``--limit`` or
 missing categories) carries ``*``.
 """
@@ -22,6 +24,17 @@ from typing import Any, Dict, List, Optional, Tuple
 PAPER = Path(__file__).with_name('paper_results.json')
 BENCHMARKS = ('bfcl', 'apibank', 'mmlu_pro')
 NOT_RUN = 'not run'
+# Methods our recipes run that are not rows of the paper (shells/recipes/*.sh METHOD_PAPER_ROW): method ->
+# (the tables whose groups they join, what they are). Rendered after each group's paper rows, marked as ours.
+OUR_ROWS = {
+    'GDPO': (('table2', 'table3'), 'GDPO, arXiv 2601.05242: ms-swift --scale_rewards gdpo on the outcome + judge '
+                                   'rewards (shells/recipes/gdpo.sh)'),
+    'gate rule eq25_plus_flat': (('table5',), 'AWPO, gate Eq. 25 + the judge alone in flat-outcome groups '
+                                              '(shells/configs/awpo_gate_plus_flat.yaml)'),
+    'gate rule flat_only': (('table5',), 'AWPO, the judge only in flat-outcome groups '
+                                         '(shells/configs/awpo_gate_flat_only.yaml)'),
+}
+OURS_MARK = '(ours, not in the paper)'
 
 
 def load_paper(path: Path = PAPER) -> Dict[str, Any]:
@@ -80,9 +93,23 @@ def render_table(tid: str, table: Dict[str, Any], runs: Dict[str, Dict[str, Any]
     lines = [f'### {tid.replace("table", "Table ")}', '', table['title'], '',
              '| Method | ' + ' | '.join(heads) + ' |', '|' + '---|' * (len(cols) + 1)]
     used = set()
+    extra = [m for m, (tids, _) in OUR_ROWS.items() if tid in tids]
+
+    def our_rows(group):  # rows of ours (OUR_ROWS) in this group that have runs placed
+        for method in extra:
+            key = f'{group}/{method}' if group else method
+            if placed.get(key):
+                lines.append(f'| {method} {OURS_MARK} |' + ' — |' * len(cols))
+            for run in placed.get(key, []):
+                used.add(run)
+                cells = ['—' if c == 'Params' else our_cell(runs[run], bench, c, None) for c in cols]
+                lines.append(f'| ↳ ours: `{run}` | ' + ' | '.join(cells) + ' |')
+
     group = object()
     for row in table['rows']:
         if row.get('group') != group:
+            if isinstance(group, str):
+                our_rows(group)
             group = row.get('group')
             if group:
                 lines.append(f'| **{group}** |' + ' |' * len(cols))
@@ -93,6 +120,8 @@ def render_table(tid: str, table: Dict[str, Any], runs: Dict[str, Dict[str, Any]
             cells = [fmt(vals.get(c)) if c == 'Params' else our_cell(runs[run], bench, c, vals.get(c))
                      for c in cols]
             lines.append(f'| ↳ ours: `{run}` | ' + ' | '.join(cells) + ' |')
+    if isinstance(group, str):
+        our_rows(group)
     others = [r for r in runs if r not in used and bench in runs[r]]
     if others:
         lines.append('| **our other runs** |' + ' |' * len(cols))
@@ -137,12 +166,16 @@ def render(runs: Dict[str, Dict[str, Any]], maps: List[str], paper: Optional[Dic
     paper = paper or load_paper()
     placed = mapping(runs, maps)
     known = {row_key(r) for t in paper['tables'].values() for r in t['rows']}
+    known |= {f'{r["group"]}/{m}' for m, (tids, _) in OUR_ROWS.items() for t in tids
+              for r in paper['tables'][t]['rows'] if r.get('group')}
     unknown = sorted(set(placed) - known)
     if unknown:
         raise ValueError(f'paper rows not found: {unknown} (keys look like "Qwen3-4B-2507/AWPO")')
     parts = ['# AWPO paper tables with our runs', '',
              f'Paper numbers: `{PAPER.name}`. Ours: `ours (Δ ours − paper)`; `{NOT_RUN}`: not evaluated yet; '
-             '`*`: computed on a subset (--limit or missing categories).', '']
+             '`*`: computed on a subset (--limit or missing categories); '
+             f'`{OURS_MARK}`: a method of ours beside the paper\'s baselines: '
+             + '; '.join(f'{m}: {what}' for m, (_, what) in OUR_ROWS.items()) + '.', '']
     conflicts = paper_conflicts(paper)
     if conflicts:
         parts += ['The paper disagrees with itself: ' + '; '.join(conflicts) + '.', '']

@@ -89,3 +89,23 @@ def test_cli_errors_name_the_path_instead_of_empty_tables_or_tracebacks(tmp_path
     bad.write_text('[1, 2]')
     assert T.main(['--runs', str(res)]) == 2
     assert f'{bad}: not a result summary' in capsys.readouterr().err
+
+
+def test_our_rows_sit_beside_the_papers_baselines_marked_as_ours(tmp_path):
+    """Issue 22: GDPO (Tables 2-3) and the gate-rule readings (Table 5) are placed by their paper_row, after
+    their group's paper rows, under a line marked as ours, with no Δ (the paper has no such number)."""
+    _run(tmp_path, 'qwen3-4b-gdpo', 'bfcl', {'Overall': 70.0, 'NL': 88.0, 'L': 80.0, 'MT': 40.0},
+         {'paper_row': 'Qwen3-4B-2507/GDPO'})
+    _run(tmp_path, 'qwen3-4b-awpo_gate_flat_only', 'bfcl', {'Overall': 71.0, 'NL': 88.0, 'L': 80.0, 'MT': 41.0},
+         {'paper_row': 'Qwen3-4B-2507/gate rule flat_only'})
+    md = T.render(R.load_runs(tmp_path, T.BENCHMARKS), [])
+    t2 = md.split('### Table 2')[1].split('### Table 3')[0]
+    g4 = t2.split('**Qwen3-4B-2507**')[1]
+    assert g4.index('| AWPO (paper)') < g4.index(f'| GDPO {T.OURS_MARK} |') < g4.index('| ↳ ours: `qwen3-4b-gdpo` | 70.00 |')
+    assert '(+' not in g4.split('qwen3-4b-gdpo')[1].split('\n')[0]
+    assert 'qwen3-4b-gdpo' not in t2.split('our other runs')[1]    # placed, so not listed again
+    t5 = md.split('### Table 5')[1]
+    assert f'| gate rule flat_only {T.OURS_MARK} |' in t5.split('**Qwen3-4B-2507**')[1]
+    assert 'qwen3-4b-gdpo' not in t5.split('our other runs')[0]      # GDPO is not a Table 5 row
+    with pytest.raises(ValueError, match='paper rows not found'):
+        T.render(R.load_runs(tmp_path, T.BENCHMARKS), ['qwen3-4b-gdpo=Qwen3-4B-2507/GDPO-typo'])
