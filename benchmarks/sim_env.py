@@ -27,6 +27,13 @@ The judge scores reasoning quality q into [0, 1], snapped to the rubric's tiers 
 
 or J ~ U(0, 1) for the pure-noise judge. eps is drawn once per (prompt, answer): the repo's judge is greedy
 (temperature 0) and cached, so its errors are persistent, not re-drawn at every call.
+
+The ``insight`` judge (issue 22) knows something the outcome reward does not and nothing that contradicts it:
+like the paper's judge it sees the reference answer, so it never ranks a call above a better one by R_out
+(correct 1, near-miss 0.9), and among wrong and malformed calls, which the outcome reward scores alike, it
+ranks by how much of the reasoning would transfer to the correct answer, q (the feature the correct answers
+share):  J = snap(clip(q + noise * eps, 0, 0.75)) there. It is the judge a gate that lets the judge into
+groups without outcome spread (all wrong) has the most to gain from.
 """
 from __future__ import annotations
 
@@ -45,6 +52,7 @@ class JudgeLevel:
     noise: float = 0.1
     style: float = 0.0
     uniform: bool = False
+    insight: bool = False  # the outcome-consistent judge that ranks wrong calls by q (module docstring)
     what: str = ''
 
 
@@ -55,6 +63,8 @@ JUDGE_LEVELS = {
                          what='tracks quality but also rewards a style feature (xi_1, "verbosity")'),
     'pure_noise': JudgeLevel('pure_noise', slope=0.0, uniform=True, what='U(0, 1), independent of the answer'),
     'adversarial': JudgeLevel('adversarial', slope=-1.0, noise=0.1, what='prefers bad reasoning (wrong answers)'),
+    'insight': JudgeLevel('insight', noise=0.1, insight=True,
+                          what='agrees with R_out and ranks wrong calls by transferable reasoning q'),
 }
 
 
@@ -88,7 +98,7 @@ class Env:
     theta0: torch.Tensor     # [D] initial shared weights
 
     def judge(self, level: JudgeLevel) -> torch.Tensor:
-        return judge_scores(level, self.q, self.style1, self.eps, self.uni)
+        return judge_scores(level, self.q, self.style1, self.eps, self.uni, self.r_out)
 
 
 def snap(x: torch.Tensor) -> torch.Tensor:
@@ -98,9 +108,12 @@ def snap(x: torch.Tensor) -> torch.Tensor:
     return tiers[dist.argmin(dim=-1)]  # argmin returns the first (lower) tier on a tie
 
 
-def judge_scores(level: JudgeLevel, q, style1, eps, uni) -> torch.Tensor:
+def judge_scores(level: JudgeLevel, q, style1, eps, uni, r_out=None) -> torch.Tensor:
     if level.uniform:
         return snap(uni)
+    if level.insight:  # R_out 2 = correct, 1.5 / 1.75 = near-miss, 1 = wrong tool, 0 = malformed
+        below = snap((q + level.noise * eps).clamp(0.0, 0.75))
+        return torch.where(r_out >= 2.0, 1.0, torch.where(r_out >= 1.5, 0.9, below))
     raw = 0.5 + level.slope * (q - 0.5) + level.style * style1 + level.noise * eps
     return snap(raw.clamp(0.0, 1.0))
 

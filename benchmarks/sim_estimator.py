@@ -1,4 +1,5 @@
-"""The estimator under judge noise, simulated: GRPO vs Mixed-reward GRPO vs AWPO (+ ablations), seeded.
+"""The estimator under judge noise, simulated: GRPO vs Mixed-reward GRPO vs GDPO vs AWPO (+ its gate readings and
+ablations), seeded.
 
     python -m benchmarks.sim_estimator [--seeds 20] [--steps 200] [--out results/sim_estimator]
                                        [--judges good noisy ...] [--publish docs/results] [--quick]
@@ -9,6 +10,8 @@ The task, policy and judges: benchmarks/sim_env.py. Training (ms-swift's GRPO ad
 pair over all seeds, keeps each finished run on disk (a rerun skips finished runs whose settings match),
 and writes per judge level one plot (``sim_<level>.png``) and one markdown table (``sim_<level>.md``), plus
 ``sim_summary.md`` / ``sim_summary.json``. GRPO does not read the judge, so it runs once and is shared.
+Every method is compared with GRPO on the same seeds (paired Δ); the gate readings (``gate_rule``) and GDPO
+are also compared with AWPO (Eq. 25 as written), paired, in the summary.
 """
 from __future__ import annotations
 
@@ -27,11 +30,15 @@ from data_prep.manifest import atomic_writer
 from .sim_env import JUDGE_LEVELS, EnvConfig, make_env
 from .sim_train import METHODS, TrainConfig, run_meta, train
 
-LABELS = {'grpo': 'GRPO (outcome only)', 'mixed_grpo': 'Mixed-reward GRPO', 'awpo': 'AWPO',
-          'awpo_no_gating': 'AWPO w/o gating', 'awpo_no_difficulty': 'AWPO w/o difficulty',
-          'awpo_no_clip': 'AWPO w/o dynamic clip'}
-COLORS = {'grpo': 'black', 'mixed_grpo': 'tab:orange', 'awpo': 'tab:blue', 'awpo_no_gating': 'tab:red',
+LABELS = {'grpo': 'GRPO (outcome only)', 'mixed_grpo': 'Mixed-reward GRPO', 'gdpo': 'GDPO (ms-swift)',
+          'awpo': 'AWPO', 'awpo_gate_plus_flat': 'AWPO gate Eq.25 + flat groups',
+          'awpo_gate_flat_only': 'AWPO gate flat groups only', 'awpo_no_gating': 'AWPO w/o gating',
+          'awpo_no_difficulty': 'AWPO w/o difficulty', 'awpo_no_clip': 'AWPO w/o dynamic clip'}
+COLORS = {'grpo': 'black', 'mixed_grpo': 'tab:orange', 'gdpo': 'tab:brown', 'awpo': 'tab:blue',
+          'awpo_gate_plus_flat': 'tab:cyan', 'awpo_gate_flat_only': 'tab:olive', 'awpo_no_gating': 'tab:red',
           'awpo_no_difficulty': 'tab:green', 'awpo_no_clip': 'tab:purple'}
+MAIN = ('grpo', 'mixed_grpo', 'gdpo', 'awpo', 'awpo_gate_plus_flat', 'awpo_gate_flat_only')  # solid lines
+VS_AWPO = ('gdpo', 'awpo_gate_plus_flat', 'awpo_gate_flat_only')  # also compared with AWPO, paired
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -111,7 +118,11 @@ def summarise(runs: Dict[str, Dict[str, np.ndarray]], threshold: float) -> Dict[
     rows = {}
     for m, r in runs.items():
         auc = r['success'].mean(axis=1)
-        row = {
+        a = runs.get('awpo')
+        vs_awpo = {} if a is None or m not in VS_AWPO else {
+            'delta_final_vs_awpo': ci95(r['success'][:, -1] - a['success'][:, -1]),
+            'delta_auc_vs_awpo': ci95(auc - a['success'].mean(axis=1))}
+        row = {**vs_awpo,
             'final_success': ci95(r['success'][:, -1]),
             'final_success_heldout': ci95(r['success_heldout'][:, -1]),
             'final_r_out': ci95(r['r_out'][:, -1]),
@@ -195,8 +206,8 @@ def plot_level(path: Path, level_name: str, runs: Dict[str, Dict[str, np.ndarray
         mean = y.mean(0)
         h = stats.t.ppf(0.975, S - 1) * y.std(0, ddof=1) / np.sqrt(S) if S > 1 else np.zeros_like(mean)
         x = np.arange(y.shape[1])
-        ax.plot(x, mean, color=COLORS[m], label=LABELS[m], lw=1.6 if m in ('grpo', 'awpo', 'mixed_grpo') else 1.0,
-                ls='-' if m in ('grpo', 'awpo', 'mixed_grpo') else '--')
+        ax.plot(x, mean, color=COLORS[m], label=LABELS[m], lw=1.6 if m in MAIN else 1.0,
+                ls='-' if m in MAIN else '--')
         ax.fill_between(x, mean - h, mean + h, color=COLORS[m], alpha=0.15, lw=0)
     ax.axhline(threshold, color='grey', lw=0.6, ls=':')
     ax.set_xlabel('step')
@@ -213,9 +224,14 @@ def plot_level(path: Path, level_name: str, runs: Dict[str, Dict[str, np.ndarray
             ax2.plot(np.arange(ys.size) + 1, ys, color=c, label=lab)
         ce = _smooth(np.nanmean(a['clip_eps'], axis=0))
         ax2.plot(np.arange(ce.size) + 1, ce, color='tab:blue', ls=':', label='clip ε (Eq. 29)')
+    for m in ('awpo_gate_plus_flat', 'awpo_gate_flat_only'):  # the other readings' gates
+        if m in runs:
+            ys = _smooth(np.nanmean(runs[m]['gate_open_frac'], axis=0))
+            ax2.plot(np.arange(ys.size) + 1, ys, color=COLORS[m], ls='--', label=f'gate open: {LABELS[m][5:]}')
     ax2.set_ylim(0, 1)
     ax2.set_xlabel('step')
     ax2.set_title("AWPO's gate (5-step moving mean over seeds)", fontsize=10)
+    ax2.set_ylabel('fraction of groups / w_mix / ε')
     ax2.legend(fontsize=8)
     fig.tight_layout()
     with atomic_writer(str(path), 'wb') as fh:
@@ -236,6 +252,14 @@ def summary_md(all_rows: Dict[str, Dict[str, dict]], cmd: str, timing: str) -> s
             d = '' if m == 'grpo' else f' [Δ {_pm(r["delta_auc_vs_grpo"])}]'
             cells.append(_pm(r['final_success']) + d)
         lines.append(f'| {LABELS[m]} | ' + ' | '.join(cells) + ' |')
+    vs = [m for m in methods if m in VS_AWPO and 'delta_auc_vs_awpo' in all_rows[levels[0]][m]]
+    if vs:
+        lines += ['', 'Paired Δ to AWPO (Eq. 25 as written) on the same seeds: final success [mean success over '
+                  'training].', '', '| method | ' + ' | '.join(levels) + ' |', '|---|' + '---|' * len(levels)]
+        for m in vs:
+            cells = [f'{_pm(all_rows[lv][m]["delta_final_vs_awpo"])} [{_pm(all_rows[lv][m]["delta_auc_vs_awpo"])}]'
+                     for lv in levels]
+            lines.append(f'| {LABELS[m]} | ' + ' | '.join(cells) + ' |')
     lines += ['', f'Command: `{cmd}`; {timing}.']
     return '\n'.join(lines) + '\n'
 

@@ -3,9 +3,11 @@
 Advantages come from the project's own code, never a copy:
   * GRPO and Mixed-reward GRPO: ms-swift's stock ``swift.rl_core.advantage.compute_advantages``
     (group mean, unbiased group std + 1e-4), on R_out alone or on R_out + J (plain group normalisation);
-  * AWPO and its ablations: ``plugin.advantage.awpo_advantages`` with the repo's configs
-    ``shells/configs/awpo*.yaml`` read by the plugin's own loader (an ablation file is ``base: awpo.yaml`` + its
-    one switch), called per seed (its clip radius, Eq. 29, is a per-batch quantity).
+  * GDPO: the same ms-swift function with ``scale_rewards='gdpo'`` on the two columns [R_out, J] (each
+    normalised within its group, summed, whitened over the batch), called per seed (the whitening is per batch);
+  * AWPO, its ablations and its gate readings (``gate_rule``): ``plugin.advantage.awpo_advantages`` with the
+    repo's configs ``shells/configs/awpo*.yaml`` read by the plugin's own loader (an ablation file is
+    ``base: awpo.yaml`` + its one switch), called per seed (its clip radius, Eq. 29, is a per-batch quantity).
 The objective is Eq. 30 / Algorithm 1: min(r A, clip(r, 1 - eps, 1 + eps) A), averaged over the batch,
 with ``epochs`` passes over each generation batch (ms-swift's ``num_iterations``) so the clip matters.
 One answer = one action, so the importance ratio is per answer.
@@ -27,11 +29,14 @@ from .sim_env import JUDGE_LEVELS, EnvConfig, JudgeLevel, make_env
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'shells' / 'configs'
 
-# method -> (uses the judge, AWPO config file or None for ms-swift's stock GRPO advantage)
+# method -> (uses the judge, AWPO config file or None for ms-swift's stock advantage)
 METHODS = {
     'grpo': (False, None),
     'mixed_grpo': (True, None),
+    'gdpo': (True, None),
     'awpo': (True, 'awpo.yaml'),
+    'awpo_gate_plus_flat': (True, 'awpo_gate_plus_flat.yaml'),
+    'awpo_gate_flat_only': (True, 'awpo_gate_flat_only.yaml'),
     'awpo_no_gating': (True, 'awpo_no_gating.yaml'),
     'awpo_no_difficulty': (True, 'awpo_no_difficulty.yaml'),
     'awpo_no_clip': (True, 'awpo_no_clip.yaml'),
@@ -61,6 +66,18 @@ def stock_advantages(r_out: torch.Tensor, judge: Optional[torch.Tensor], k: int)
     rpf = torch.stack(cols, dim=1)
     adv, _ = compute_advantages(rpf, torch.ones(len(cols)), k, advantage_estimator='grpo', scale_rewards='group')
     return adv.view_as(r_out)
+
+
+def gdpo_advantages(r_out: torch.Tensor, judge: torch.Tensor, k: int) -> torch.Tensor:
+    """ms-swift's GDPO (``compute_advantages(..., scale_rewards='gdpo')``) on the columns [R_out, J], weights
+    1 and 1 (shells/recipes/gdpo.sh), one seed's batch at a time: its final whitening is over the whole batch,
+    so seeds must not share it. r_out, judge [S, G, K] -> [S, G, K]."""
+    out = []
+    for ro, js in zip(r_out, judge):
+        rpf = torch.stack((ro.reshape(-1), js.reshape(-1)), dim=1)
+        adv, _ = compute_advantages(rpf, torch.ones(2), k, advantage_estimator='grpo', scale_rewards='gdpo')
+        out.append(adv.view_as(ro))
+    return torch.stack(out)
 
 
 def awpo_batch(r_out: torch.Tensor, judge: torch.Tensor, k: int, cfg: AWPOConfig):
@@ -142,7 +159,10 @@ def train(method: str, judge: Optional[JudgeLevel], seeds: Sequence[int], tc: Tr
         out['dead_frac'][:, step] = (ro.std(dim=-1) == 0).float().mean(-1).numpy()
         if js is not None:
             out['batch_judge_mean'][:, step] = js.mean(dim=(1, 2)).numpy()
-        if cfg is None:
+        if method == 'gdpo':
+            adv = gdpo_advantages(ro, js, K)
+            eps = torch.full((S,), tc.eps_clip)
+        elif cfg is None:
             adv = stock_advantages(ro, js, K)
             eps = torch.full((S,), tc.eps_clip)
         else:
@@ -181,5 +201,6 @@ def run_meta(method: str, judge: Optional[JudgeLevel], seeds, tc: TrainConfig, e
                             if METHODS[method][1] else None)}
 
 
-__all__ = ['METHODS', 'JUDGE_LEVELS', 'TrainConfig', 'train', 'stock_advantages', 'awpo_batch', 'run_meta',
+__all__ = ['METHODS', 'JUDGE_LEVELS', 'TrainConfig', 'train', 'stock_advantages', 'gdpo_advantages', 'awpo_batch',
+           'run_meta',
            'load_awpo_config']
