@@ -169,6 +169,10 @@ class AWPOGRPOTrainer(GRPOTrainer):
         if not self._awpo_has_judge:
             logger.warning('[AWPO] no judge reward among --reward_funcs: w_mix = 0 for every group, i.e. AWPO '
                            'reduces to outcome-only GRPO with difficulty weighting and radius eps_max.')
+        elif cfg.gate_rule != 'eq25':  # plugin/advantage.py GATE_RULES, read by awpo_advantages from cfg
+            logger.warning('[AWPO] gate_rule %s (not Eq. 25 as written): the judge alone ranks groups whose outcome '
+                           'reward is flat and not maximal (w_mix = 1 there)%s.', cfg.gate_rule,
+                           '; nowhere else' if cfg.gate_rule == 'flat_only' else ', Eq. 25 elsewhere')
         if self.accelerator.is_main_process and self.args.output_dir:
             path = cfg.save(self.args.output_dir)
             logger.warning('[AWPO] config written to %s', path)
