@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train one method on one backbone with the shared recipe:
 #   bash shells/train.sh [--dry-run] METHOD MODEL [-- extra ms-swift flags]
-# METHOD: awpo grpo dr_grpo dapo mixed_grpo sft sft_grpo awpo_no_difficulty awpo_no_gating awpo_no_clip
+# METHOD: awpo grpo dr_grpo dapo mixed_grpo gdpo sft sft_grpo awpo_no_difficulty awpo_no_gating awpo_no_clip
+#         awpo_gate_plus_flat awpo_gate_flat_only (gate_rule readings, docs/settings.md)
 # MODEL:  qwen3-1.7b qwen3-4b qwen3-8b (GPU recipes) | smollm2 (CPU, the demo's small model)
 # Settings: shells/recipes/common.sh (shared by all methods) + shells/recipes/METHOD.sh (the method's switches).
 # Output: RUNS_DIR/MODEL/METHOD (RUNS_DIR default runs/); the trained model's folder is written to
