@@ -3,6 +3,8 @@
 #   bash shells/reproduce.sh [--dry-run] [--models "qwen3-1.7b qwen3-4b qwen3-8b"] TABLE
 # TABLE: table2 (BFCL), table3 (API-Bank), table4 (MMLU-Pro), table5 (ablations, BFCL),
 #        figure1 (training curves: GRPO, DAPO, Mixed-reward GRPO, AWPO on qwen3-4b), or all.
+# Rows of ours beside the paper's (eval/tables.py OUR_ROWS, marked as ours): GDPO in tables 2-3 and figure1,
+# the gate-rule readings (awpo_gate_plus_flat, awpo_gate_flat_only) in table5.
 # Steps: training data (data_prep build -> rationales -> SFT rows), every training run the table needs
 # (shells/train.sh: finished runs are skipped, interrupted ones resume), every evaluation it needs
 # (shells/eval.sh: existing result files are skipped), then the rendered tables (eval.tables) or plots.
@@ -55,13 +57,13 @@ RUNS_DIR=${RUNS_DIR:-runs}; RESULTS_DIR=${RESULTS_DIR:-results}
 export RUNS_DIR RESULTS_DIR DATA_DIR
 
 # What each table needs: rows (methods; "base" = the untrained backbone) and benchmarks.
-MAIN_ROWS="base sft sft_grpo grpo dr_grpo dapo awpo"
+MAIN_ROWS="base sft sft_grpo grpo dr_grpo dapo gdpo awpo"
 case "$TABLE" in
   table2)  ROWS=$MAIN_ROWS; BENCH=bfcl ;;
   table3)  ROWS=$MAIN_ROWS; BENCH=apibank ;;
   table4)  ROWS="base awpo"; BENCH=mmlu_pro ;;
-  table5)  ROWS="awpo awpo_no_difficulty awpo_no_gating awpo_no_clip"; BENCH=bfcl ;;
-  figure1) ROWS="grpo dapo mixed_grpo awpo"; BENCH=''; SEL_MODELS=${FIGURE1_MODEL:-qwen3-4b} ;;
+  table5)  ROWS="awpo awpo_no_difficulty awpo_no_gating awpo_no_clip awpo_gate_plus_flat awpo_gate_flat_only"; BENCH=bfcl ;;
+  figure1) ROWS="grpo dapo mixed_grpo gdpo awpo"; BENCH=''; SEL_MODELS=${FIGURE1_MODEL:-qwen3-4b} ;;
   all)
     # The tables share data and runs; each is checked before the first step of any of them.
     for t in table2 table3 table4 table5 figure1; do

@@ -15,13 +15,15 @@ import pytest
 from testsupport.shell_run import SHELLS, commands, sh, swift_parse
 from testsupport import REPO
 SCRIPTS = sorted(SHELLS.glob('*.sh')) + sorted((SHELLS / 'recipes').glob('*.sh'))
-METHODS = ['awpo', 'grpo', 'dr_grpo', 'dapo', 'mixed_grpo', 'sft', 'sft_grpo',
-           'awpo_no_difficulty', 'awpo_no_gating', 'awpo_no_clip']
+METHODS = ['awpo', 'grpo', 'dr_grpo', 'dapo', 'mixed_grpo', 'gdpo', 'sft', 'sft_grpo',
+           'awpo_no_difficulty', 'awpo_no_gating', 'awpo_no_clip', 'awpo_gate_plus_flat', 'awpo_gate_flat_only']
 GPU_MODELS = ['qwen3-1.7b', 'qwen3-4b', 'qwen3-8b']
 RL_METHODS = [m for m in METHODS if m != 'sft']
-JUDGE_METHODS = ['awpo', 'awpo_no_difficulty', 'awpo_no_gating', 'awpo_no_clip', 'mixed_grpo']
+JUDGE_METHODS = ['awpo', 'awpo_no_difficulty', 'awpo_no_gating', 'awpo_no_clip', 'mixed_grpo', 'gdpo',
+                 'awpo_gate_plus_flat', 'awpo_gate_flat_only']
 ABLATION_SWITCH = {'awpo': None, 'awpo_no_difficulty': 'difficulty', 'awpo_no_gating': 'gating',
                    'awpo_no_clip': 'dynamic_clip'}
+GATE_READINGS = {'awpo_gate_plus_flat': 'eq25_plus_flat', 'awpo_gate_flat_only': 'flat_only'}  # recipe -> gate_rule
 
 
 # ------------------------------------------------------------------------------------------ syntax, lint
@@ -56,7 +58,7 @@ def test_a_recipe_per_method_sets_only_what_defines_it(tmp_path):
     r = {m: _recipe(m, tmp_path) for m in METHODS}
     for m, v in r.items():
         assert v['KIND'] == ('sft' if m == 'sft' else 'rl') and v['INIT'] == ('sft' if m == 'sft_grpo' else 'base')
-        assert v['PLUGIN'] == {'sft': '', 'awpo': 'plugin/awpo.py'}.get(m.split('_no_')[0], 'plugin/baselines.py')
+        assert v['PLUGIN'] == {'sft': '', 'awpo': 'plugin/awpo.py'}.get('awpo' if m.startswith('awpo') else m, 'plugin/baselines.py')
         assert bool(v['REWARDS']) == (m != 'sft')
         assert v['NEEDS_JUDGE'] == ('1' if m in JUDGE_METHODS else '0') and bool(v['AWPO_CONFIG']) == (
             m in JUDGE_METHODS), m
@@ -74,6 +76,11 @@ def test_a_recipe_per_method_sets_only_what_defines_it(tmp_path):
     for m, switch in ABLATION_SWITCH.items():
         if switch:
             assert but(m, 'awpo', {'AWPO_CONFIG', 'PAPER_ROW'}) and r[m]['AWPO_CONFIG'] == f'shells/configs/{m}.yaml'
+    for m in GATE_READINGS:
+        assert but(m, 'awpo', {'AWPO_CONFIG', 'PAPER_ROW'}) and r[m]['AWPO_CONFIG'] == f'shells/configs/{m}.yaml'
+    # GDPO: Mixed-reward GRPO's rewards and judge, ms-swift's gdpo scaling instead of the group one
+    assert but('gdpo', 'mixed_grpo', {'ARGS', 'PAPER_ROW'})
+    assert r['gdpo']['ARGS'] == r['mixed_grpo']['ARGS'].replace('--scale_rewards group', '--scale_rewards gdpo')
     for bad in ('common', 'nope'):
         p = subprocess.run(['bash', '-c', f'source "{SHELLS}/recipes/common.sh"; load_recipe {bad}'], cwd=tmp_path,
                            capture_output=True, text=True, timeout=30)
@@ -98,6 +105,12 @@ def test_each_ablation_config_is_awpo_yaml_but_for_its_one_switch():
         assert {k: v for k, v in d.items() if k != switch} == {k: v for k, v in awpo.items() if k != switch}, m
         src = cfg.__dict__['_sources']
         assert src.pop(switch) == f'file {path}' and set(src.values()) == {f'file {configs / "awpo.yaml"}'}, m
+    for m, rule in GATE_READINGS.items():  # the gate-rule readings (issue 22): awpo.yaml + gate_rule
+        path = configs / f'{m}.yaml'
+        assert yaml.safe_load(path.read_text()) == {'base': 'awpo.yaml', 'gate_rule': rule}, m
+        d = AWPOConfig.load(path, env={}).to_dict()
+        assert awpo['gate_rule'] == 'eq25' and d['gate_rule'] == rule
+        assert {k: v for k, v in d.items() if k != 'gate_rule'} == {k: v for k, v in awpo.items() if k != 'gate_rule'}
 
 
 def test_every_script_shares_one_option_loop(tmp_path):
@@ -232,15 +245,27 @@ def test_awpo_recipes_load_the_awpo_plugin_and_their_ablation_switch(parsed):
             cfg = AWPOConfig.load(REPO / j['env']['AWPO_CONFIG'], env={})
             flags = {'gating': cfg.gating, 'difficulty': cfg.difficulty, 'dynamic_clip': cfg.dynamic_clip}
             assert flags == {k: k != switch for k in flags}, (m, flags)
+            assert cfg.gate_rule == 'eq25'
             # AWPO's clip starts from the shared radius and only tightens it (Eq. 29).
             assert cfg.eps_max == a['epsilon'] == 0.2 and cfg.eps_min < cfg.eps_max
             assert a['loss_type'] == 'grpo' and a['scale_rewards'] == 'group'
             assert j['env']['AWPO_JUDGE_CACHE_PATH'].endswith(f'{model}/{m}/judge_cache.jsonl')
 
 
+def test_gate_reading_recipes_are_awpo_with_their_gate_rule(parsed):
+    from plugin.config import AWPOConfig
+    for model in GPU_MODELS:
+        awpo = _rl(parsed, 'awpo', model)
+        for m, rule in GATE_READINGS.items():
+            j = _rl(parsed, m, model)
+            assert AWPOConfig.load(REPO / j['env']['AWPO_CONFIG'], env={}).gate_rule == rule
+            same = {k: v for k, v in j['args'].items() if k != 'output_dir'}
+            assert same == {k: v for k, v in awpo['args'].items() if k != 'output_dir'}, (m, model)
+
+
 def test_baselines_use_stock_grpo_with_their_ms_swift_switches(parsed):
     for model in GPU_MODELS:
-        for m in ('grpo', 'sft_grpo', 'dr_grpo', 'dapo', 'mixed_grpo'):
+        for m in ('grpo', 'sft_grpo', 'dr_grpo', 'dapo', 'mixed_grpo', 'gdpo'):
             assert _rl(parsed, m, model)['args']['external_plugins'] == ['plugin/baselines.py']
         g = _rl(parsed, 'grpo', model)
         assert g['args']['reward_funcs'] == ['awpo_format', 'awpo_exec'] and 'AWPO_CONFIG' not in g['env']
@@ -256,6 +281,10 @@ def test_baselines_use_stock_grpo_with_their_ms_swift_switches(parsed):
         mx = _rl(parsed, 'mixed_grpo', model)
         assert mx['args']['reward_funcs'] == ['awpo_outcome', 'awpo_judge']
         assert mx['args']['reward_weights'] == [1.0, 1.0]                 # Eq. 20: R_mix = R_out + R_reasoning
+        gd = _rl(parsed, 'gdpo', model)                                   # ms-swift's GDPO on the same two rewards
+        assert (gd['args']['scale_rewards'], gd['args']['loss_type']) == ('gdpo', 'grpo')
+        assert gd['args']['reward_funcs'] == mx['args']['reward_funcs'] and gd['args']['reward_weights'] == [1.0, 1.0]
+        assert gd['env']['AWPO_CONFIG'] == 'shells/configs/awpo.yaml' and 'AWPO_JUDGE_BASE_URL' in gd['env']
         sg = _rl(parsed, 'sft_grpo', model)['args']
         assert sg['model'].endswith(f'runs/{model}/sft/last-checkpoint')
         sft = [j for j in parsed['jobs'] if j['sub'] == 'sft' and j['meta'].get('model') == model
@@ -364,22 +393,27 @@ def test_reproduce_all_plans_each_run_once_and_each_table_its_benchmark(tmp_path
     cmds = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'all').stdout)
     trains = [a for _, a in cmds if a[:2] in (['swift', 'rlhf'], ['swift', 'sft'])]
     outs = [a[a.index('--output_dir') + 1] for a in trains]
-    assert len(outs) == len(set(outs)) == 3 * 9 + 1        # 3 backbones x 9 recipes + mixed_grpo (figure 1)
+    # 3 backbones x (7 recipes of tables 2-3 incl. gdpo + 5 more of table 5 incl. the gate readings) + mixed_grpo
+    assert len(outs) == len(set(outs)) == 3 * 12 + 1
     for model in GPU_MODELS:                                  # SFT before the GRPO that starts from it
         assert outs.index(f'{tmp_path}/runs/{model}/sft') < outs.index(f'{tmp_path}/runs/{model}/sft_grpo')
     evals = {}
     for _, a in cmds:
         if a[:2] == ['python', '-m'] and a[2] in ('eval.bfcl', 'eval.apibank', 'eval.mmlu_pro'):
             evals.setdefault(a[2], set()).add(a[a.index('--name') + 1])
-    assert len(evals['eval.apibank']) == 21 and len(evals['eval.mmlu_pro']) == 6
-    assert len(evals['eval.bfcl']) == 21 + 9
+    assert len(evals['eval.apibank']) == 24 and len(evals['eval.mmlu_pro']) == 6
+    assert len(evals['eval.bfcl']) == 24 + 15
+    assert 'qwen3-8b-gdpo' in evals['eval.apibank'] and 'qwen3-1.7b-awpo_gate_flat_only' in evals['eval.bfcl']
     assert 'qwen3-4b-base' in evals['eval.bfcl'] and 'qwen3-8b-awpo_no_gating' in evals['eval.bfcl']
     assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in cmds) == 3
     # Every evaluated run names the paper row it reproduces, and that row exists in the paper's tables.
     paper = json.loads((REPO / 'eval' / 'paper_results.json').read_text())['tables']
     keys = {f"{r['group']}/{r['method']}" for t in paper.values() for r in t['rows'] if r.get('group')}
+    from eval.tables import OUR_ROWS   # or is a row of ours that eval.tables places beside the paper's
+    ours = {f"{r['group']}/{m}" for m, (tids, _) in OUR_ROWS.items() for t in tids for r in paper[t]['rows']}
     rows = {a[a.index('--paper-row') + 1] for _, a in cmds if '--paper-row' in a}
-    assert rows <= keys and len(rows) == 3 * 10, sorted(rows - keys)
+    assert rows <= keys | ours and len(rows) == 3 * 13, sorted(rows - keys - ours)
+    assert {'Qwen3-8B/GDPO', 'Qwen3-4B-2507/gate rule flat_only'} <= rows - keys
     assert [a[2] for _, a in cmds if a[:3] == ['python', '-m', 'eval.tables']] == ['eval.tables'] * 4
 
 
