@@ -30,9 +30,9 @@ or J ~ U(0, 1) for the pure-noise judge. eps is drawn once per (prompt, answer):
 
 The ``insight`` judge (issue 22) knows something the outcome reward does not and nothing that contradicts it:
 like the paper's judge it sees the reference answer, so it never ranks a call above a better one by R_out
-(correct 1, near-miss 0.9), and among wrong and malformed calls, which the outcome reward scores alike, it
-ranks by how much of the reasoning would transfer to the correct answer, q (the feature the correct answers
-share):  J = snap(clip(q + noise * eps, 0, 0.75)) there. It is the judge a gate that lets the judge into
+(correct 1, near-miss 0.9, malformed 0), and among wrong-tool calls, which the outcome reward scores alike
+(R_out = 1), it ranks by how much of the reasoning would transfer to the correct answer, q (the feature the
+correct answers share):  J = snap(clip(q + noise * eps, 0, 0.75)) there. It is the judge a gate that lets the judge into
 groups without outcome spread (all wrong) has the most to gain from.
 """
 from __future__ import annotations
@@ -112,8 +112,8 @@ def judge_scores(level: JudgeLevel, q, style1, eps, uni, r_out=None) -> torch.Te
     if level.uniform:
         return snap(uni)
     if level.insight:  # R_out 2 = correct, 1.5 / 1.75 = near-miss, 1 = wrong tool, 0 = malformed
-        below = snap((q + level.noise * eps).clamp(0.0, 0.75))
-        return torch.where(r_out >= 2.0, 1.0, torch.where(r_out >= 1.5, 0.9, below))
+        wrong = snap((q + level.noise * eps).clamp(0.0, 0.75))
+        return torch.where(r_out >= 2.0, 1.0, torch.where(r_out >= 1.5, 0.9, torch.where(r_out >= 1.0, wrong, 0.0)))
     raw = 0.5 + level.slope * (q - 0.5) + level.style * style1 + level.noise * eps
     return snap(raw.clamp(0.0, 1.0))
 
