@@ -135,6 +135,30 @@ def thinking_args(backend: str, enable_thinking: Optional[bool]) -> List[str]:
     return ['--enable_thinking', 'true' if enable_thinking else 'false']
 
 
+# The ranks vLLM's --max-lora-rank accepts (vllm/config/lora.py MaxLoRARanks); its default is 16.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def adapter_rank(adapter: str) -> Optional[int]:
+    """The largest LoRA rank of an adapter folder (``r`` and any ``rank_pattern`` of adapter_config.json)."""
+    try:
+        cfg = json.loads((Path(adapter) / 'adapter_config.json').read_text())
+    except (OSError, ValueError):
+        return None
+    ranks = [cfg.get('r')] + list((cfg.get('rank_pattern') or {}).values())
+    ranks = [int(r) for r in ranks if isinstance(r, (int, float)) and r > 0]
+    return max(ranks) if ranks else None
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest rank vLLM accepts that holds ``rank`` (an adapter above vLLM's --max-lora-rank is refused)."""
+    for r in VLLM_LORA_RANKS:
+        if r >= rank:
+            return r
+    raise ServeError(f'LoRA rank {rank} is above the largest vLLM serves ({VLLM_LORA_RANKS[-1]}): merge the adapter '
+                     '(swift export --merge_lora true) and serve the merged model')
+
+
 def vllm_cmd(ckpt: Checkpoint, port: int, served_name: str, extra: List[str],
              max_model_len: Optional[int] = EVAL_MAX_MODEL_LEN) -> List[str]:
     cmd = ['vllm', 'serve', ckpt.model, '--host', '127.0.0.1', '--port', str(port),
@@ -143,6 +167,9 @@ def vllm_cmd(ckpt: Checkpoint, port: int, served_name: str, extra: List[str],
         cmd += ['--max-model-len', str(max_model_len)]
     if ckpt.adapter:
         cmd += ['--enable-lora', '--lora-modules', f'{served_name}={ckpt.adapter}']
+        rank = adapter_rank(ckpt.adapter)  # the rank the recipe trained (vLLM's default 16 refuses a larger one)
+        if rank and not any(a.split('=')[0] == '--max-lora-rank' for a in extra):
+            cmd += ['--max-lora-rank', str(vllm_lora_rank(rank))]
     else:
         cmd += ['--served-model-name', served_name]
     return cmd + list(extra)
