@@ -19,33 +19,70 @@ def _load_input(path: str, limit: int | None) -> R.InputRows:
     return data
 
 
+def _export_batch(args, rows) -> int:
+    """Request files for the Batch API by hand (`--batch` does upload, polling and import itself): split
+    under both file limits; one file is FILE, several are FILE with .partN before the suffix."""
+    from .rationale_batch import split_requests
+    done = R.done_keys(args.out) if args.out else set()
+    todo = [r for r in R.unique_rows(rows, args.inp) if R.row_key(r) not in done]
+    lines = [(json.dumps(R.batch_request(r, args.model, args.max_tokens, args.temperature), ensure_ascii=False)
+              + '\n').encode() for r in todo]
+    parts = split_requests(lines, args.batch_max_requests, args.batch_max_bytes)
+    base = Path(args.export_batch)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    names = [base] if len(parts) <= 1 else [base.with_name(f'{base.stem}.part{j}{base.suffix}') for j in range(len(parts))]
+    for name, chunk in zip(names, parts or [[]]):
+        name.write_bytes(b''.join(chunk))
+    print(f'wrote {len(todo)} Batch API requests in {len(names)} file(s) ({", ".join(map(str, names))}; '
+          f'{len(rows) - len(todo)} rows already done). `rationales --batch --out OUT` uploads, polls and imports '
+          f'them itself; by hand: client.files.create(file=open(F, "rb"), purpose="batch"), '
+          f'client.batches.create(input_file_id=..., endpoint="/v1/chat/completions", completion_window="24h"), '
+          f'then `python -m data_prep import-batch --in {args.inp} --results RESULTS.jsonl --out OUT`')
+    return 0
+
+
+def _price(args, batch: bool):
+    from .usage import price_for
+    return price_for(args.model, args.price_in, args.price_out, batch=batch)
+
+
 def cmd_rationales(args) -> int:
     data = _load_input(args.inp, args.limit)
     rows = data.rows
+    if args.max_length:
+        from .length_filter import apply_filter
+        rows = apply_filter(rows, args.tokenizer, args.max_length, args.thinking, where=args.inp,
+                            report=args.out or args.export_batch)
     if args.export_batch:
-        done = R.done_keys(args.out) if args.out else set()
-        n = 0
-        Path(args.export_batch).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.export_batch, 'w', encoding='utf-8') as f:
-            for row in R.unique_rows(rows, args.inp):
-                if R.row_key(row) not in done:
-                    f.write(json.dumps(R.batch_request(row, args.model, args.max_tokens, args.temperature),
-                                       ensure_ascii=False) + '\n')
-                    n += 1
-        print(f'wrote {n} Batch API requests to {args.export_batch} ({len(rows) - n} already done); upload it '
-              f'with `openai api files.create -p batch` / client.batches.create(endpoint="/v1/chat/completions"), '
-              f'then `python -m data_prep import-batch --in {args.inp} --results RESULTS.jsonl --out OUT`')
-        return 0
+        return _export_batch(args, rows)
     if not args.out:
         raise SystemExit('rationales: --out is required unless --export-batch is given')
     if Path(args.out).resolve() == Path(args.inp).resolve():
         raise SystemExit('rationales: --out must differ from --in (the output is appended to)')
-    client = R.make_client(args.base_url, args.api_key_env, args.timeout)
-    summary = asyncio.run(R.run(rows, args.out, client, args.model, args.concurrency, args.max_tokens,
-                                args.temperature, args.retries, args.retry_wait, progress=not args.quiet,
-                                bad_input=data.bad))
+    if args.batch:
+        from openai import OpenAI
+        from .rationale_batch import BatchSettings, run_batch
+        from .usage import add_to_ledger
+        key = R.api_key(args.base_url, args.api_key_env)
+        client = OpenAI(base_url=args.base_url, api_key=key, timeout=args.timeout, max_retries=args.retries)
+        settings = BatchSettings(args.model, args.max_tokens, args.temperature, args.batch_max_requests,
+                                 args.batch_max_bytes, args.poll_seconds, wait=not args.no_wait)
+        summary = run_batch(rows, args.out, client, settings, inp=args.inp, bad_input=data.bad)
+        summary.usage.price = _price(args, batch=True)
+    else:
+        from .usage import add_to_ledger
+        client = R.make_client(args.base_url, args.api_key_env, args.timeout, max_retries=args.retries)
+        limits = R.Limits(tpm=args.tpm, max_cost=args.max_cost, price=_price(args, batch=False))
+        summary = asyncio.run(R.run(rows, args.out, client, args.model, args.concurrency, args.max_tokens,
+                                    args.temperature, progress=not args.quiet, bad_input=data.bad, limits=limits))
+    if summary.usage is not None and summary.usage.requests:
+        ledger = add_to_ledger(f'{args.out}.usage.json', summary.usage, model=args.model,
+                               via='batch' if args.batch else 'live')
+        tot = ledger['total']
+        print(f'all runs on {args.out}: {tot["tokens_in"]} tokens in, {tot["tokens_out"]} out, '
+              f'${tot["usd"]:.4f} ({args.out}.usage.json)')
     print(summary.text(args.out))
-    return 1 if summary.failures else 0
+    return 1 if (summary.failures or summary.stopped) else 0
 
 
 def cmd_import_batch(args) -> int:
@@ -72,11 +109,28 @@ def add_parsers(sub) -> None:
     p.add_argument('--concurrency', type=int, default=32)
     p.add_argument('--max-tokens', type=int, default=256)
     p.add_argument('--temperature', type=float, default=0.2)
-    p.add_argument('--retries', type=int, default=3, help='retries per row after the first attempt')
-    p.add_argument('--retry-wait', type=float, default=1.0, help='first back-off in seconds (doubles)')
+    p.add_argument('--retries', type=int, default=2,
+                   help="the openai SDK's max_retries: 408/409/429/5xx and connection errors are retried with its "
+                        'back-off or the Retry-After the server sends; 401/403/404 and quota/billing 429s stop the run')
     p.add_argument('--timeout', type=float, default=120.0)
     p.add_argument('--limit', type=int, default=None, help='only the first N input rows')
-    p.add_argument('--export-batch', metavar='FILE', help='write an OpenAI Batch API request file instead')
+    p.add_argument('--tpm', type=float, default=None, help='at most this many tokens per minute (prompt + max_tokens)')
+    p.add_argument('--max-cost', type=float, default=None, metavar='USD',
+                   help='stop before a request could take this run past USD (needs a price: table or --price-in/out)')
+    p.add_argument('--price-in', type=float, default=None, help='USD per 1M input tokens (overrides the table)')
+    p.add_argument('--price-out', type=float, default=None, help='USD per 1M output tokens (overrides the table)')
+    p.add_argument('--max-length', type=int, default=None, metavar='TOKENS',
+                   help="drop rows whose prompt the backbone's template makes longer than this, before any request "
+                        '(the recipe: MAX_LENGTH in shells/recipes/common.sh)')
+    p.add_argument('--tokenizer', default=None, help="the backbone's tokenizer folder or hub id (with --max-length)")
+    p.add_argument('--thinking', choices=['true', 'false'], default='true', help='the backbone\'s thinking mode')
+    p.add_argument('--batch', action='store_true',
+                   help='use the OpenAI Batch API: split, upload, create, poll, import (resumable, state in OUT.batch.json)')
+    p.add_argument('--no-wait', action='store_true', help='--batch: submit / poll once and exit; rerun to continue')
+    p.add_argument('--poll-seconds', type=float, default=60.0, help='--batch: seconds between polls')
+    p.add_argument('--batch-max-requests', type=int, default=50_000, help='requests per Batch API file (limit 50,000)')
+    p.add_argument('--batch-max-bytes', type=int, default=200 * 1024 * 1024, help='bytes per Batch API file (limit 200 MB)')
+    p.add_argument('--export-batch', metavar='FILE', help='only write the Batch API request file(s), split under the limits')
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=cmd_rationales)
 

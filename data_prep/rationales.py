@@ -3,8 +3,10 @@
 Pure parts: the request a teacher model gets for one instance, the reply -> rationale rule, the OpenAI
 Batch API line formats. Glue: `run` sends the requests with any OpenAI-compatible server through
 `openai.AsyncOpenAI`, `concurrency` at a time, appends every finished row to the output at once (so a
-killed run resumes with nothing lost or duplicated, rows keyed by (source, dialogue_id, step)), retries
-failures, and reports those that still fail instead of writing empty rationales.
+killed run resumes with nothing lost or duplicated, rows keyed by (source, dialogue_id, step)), lets the
+SDK retry what waiting can fix (its `max_retries`, honouring Retry-After), stops the whole run on what it
+cannot (401/403/404, quota/billing 429), keeps a token rate and a cost ceiling (`data_prep.usage`), and
+reports failed rows instead of writing empty rationales. The Batch API path: `data_prep.rationale_batch`.
 """
 from __future__ import annotations
 
@@ -223,6 +225,9 @@ class Summary:
     seconds: float = 0.0
     bad_input: list = field(default_factory=list)  # input lines not sent (`read_input`)
     manifest: str | None = None                    # written when every input row is in the output
+    usage: object = None                           # usage.Usage: tokens and $ the server reported
+    stopped: str | None = None                     # why the run stopped early (fatal error, cost ceiling)
+    not_started: int = 0                           # rows left unsent when it stopped
 
     def text(self, out: str) -> str:
         lines = [f'rows in input: {self.total}; already in {out}: {self.already_done}; written now: {self.written}; '
@@ -239,6 +244,11 @@ class Summary:
             lines += [f'  {b}' for b in self.bad_input[:10]]
             if len(self.bad_input) > 10:
                 lines.append(f'  ... and {len(self.bad_input) - 10} more')
+        if self.usage is not None and self.usage.requests:
+            lines.append(self.usage.text())
+        if self.stopped:
+            lines.append(f'STOPPED: {self.stopped}' + (f'; {self.not_started} rows not sent' if self.not_started else '')
+                         + '. What was written is kept; run the same command again to continue')
         lines.append(f'complete: manifest {self.manifest}' if self.manifest else
                      f'not complete: no manifest beside {out} (rerun to finish)')
         return '\n'.join(lines)
@@ -254,31 +264,76 @@ def finish(summary: Summary, out_path: str, **meta) -> Summary:
 
 # ------------------------------------------------------------------------------ live requests
 
-async def _one(client, row: dict, model: str, max_tokens: int, temperature: float, retries: int,
-               retry_wait: float, summary: Summary) -> tuple[str | None, str | None]:
-    error = None
-    for attempt in range(retries + 1):
-        if attempt:
-            await asyncio.sleep(retry_wait * 2 ** (attempt - 1))
-        summary.requests += 1
-        try:
-            resp = await client.chat.completions.create(model=model, messages=request_messages(row),
-                                                        max_tokens=max_tokens, temperature=temperature)
-            text = clean_rationale(resp.choices[0].message.content if resp.choices else None)
-            if text:
-                return text, None
-            error = 'empty rationale'
-        except Exception as exc:  # openai.APIError, timeouts, connection errors: all retried, then reported
-            error = f'{type(exc).__name__}: {str(exc)[:200]}'
-    return None, error
+# Errors that retrying cannot fix: the run stops at the first one (rows written so far stay; rerun resumes).
+# 401 bad key, 403 no access, 404 unknown model or URL, and a 429 whose code says the quota or the billing
+# limit is used up (an ordinary 429 is a rate limit: the SDK waits its Retry-After and retries it).
+FATAL_STATUS = {401: 'the API key was refused (401)', 403: 'access denied (403)',
+                404: 'not found (404): check --model and --base-url'}
+QUOTA_CODES = ('insufficient_quota', 'billing_hard_limit_reached', 'billing_not_active', 'quota_exceeded')
+
+
+def fatal_reason(exc: BaseException) -> str | None:
+    """Why `exc` should stop the whole run, or None if it is a failure of this row only."""
+    status = getattr(exc, 'status_code', None)
+    if status in FATAL_STATUS:
+        return f'{FATAL_STATUS[status]}: {str(exc)[:300]}'
+    if status == 429 and _is_quota(exc):
+        return f'quota or billing limit reached (429 {getattr(exc, "code", None) or "quota"}): {str(exc)[:300]}'
+    return None
+
+
+def _is_quota(exc) -> bool:
+    code = str(getattr(exc, 'code', None) or '')
+    body = getattr(exc, 'body', None)
+    text = json.dumps(body) if isinstance(body, (dict, list)) else str(body or '')
+    return any(c in code or c in text for c in QUOTA_CODES) or 'billing' in text.lower()
+
+
+async def _no_retry_on_quota(response) -> None:
+    """httpx response hook: a 429 that is a quota / billing error gets `x-should-retry: false`, the header the
+    openai SDK obeys, so the SDK does not retry what no wait can fix (it retries every other 429)."""
+    if response.status_code == 429:
+        body = await response.aread()
+        if any(c.encode() in body for c in QUOTA_CODES) or b'billing' in body.lower():
+            response.headers['x-should-retry'] = 'false'
+
+
+@dataclass
+class Limits:
+    """Per-run limits of the live path: tokens per minute, a cost ceiling (needs a price)."""
+    tpm: float | None = None
+    max_cost: float | None = None
+    price: object = None        # usage.Price or None
+
+
+async def _one(client, row: dict, model: str, max_tokens: int, temperature: float,
+               summary: Summary) -> tuple[str | None, str | None]:
+    """One request (the SDK retries 408/409/429/5xx and connection errors itself, honouring Retry-After:
+    no second retry loop here). Returns (rationale, None) or (None, error); fatal errors propagate."""
+    summary.requests += 1
+    try:
+        resp = await client.chat.completions.create(model=model, messages=request_messages(row),
+                                                    max_tokens=max_tokens, temperature=temperature)
+    except Exception as exc:  # openai.APIError, timeouts, connection errors after the SDK's retries
+        if fatal_reason(exc):
+            raise
+        return None, f'{type(exc).__name__}: {str(exc)[:200]}'
+    usage = getattr(resp, 'usage', None)
+    summary.usage.add(getattr(usage, 'prompt_tokens', 0) or 0, getattr(usage, 'completion_tokens', 0) or 0)
+    text = clean_rationale(resp.choices[0].message.content if resp.choices else None)
+    return (text, None) if text else (None, 'empty rationale')
 
 
 async def run(rows: list[dict], out_path: str, client, model: str, concurrency: int = 32,
-              max_tokens: int = 256, temperature: float = 0.2, retries: int = 3, retry_wait: float = 1.0,
-              progress: bool = True, bad_input: Iterable[str] = ()) -> Summary:
-    """Rationale for every row not yet in `out_path`; `concurrency` requests in flight at most. The output's
-    manifest is removed first and written last, only when every row is done (`finish`). `bad_input`: the
-    lines `read_input` left out, reported in the summary."""
+              max_tokens: int = 256, temperature: float = 0.2, progress: bool = True,
+              bad_input: Iterable[str] = (), limits: Limits | None = None) -> Summary:
+    """Rationale for every row not yet in `out_path`; `concurrency` requests in flight at most, `limits.tpm`
+    tokens per minute, no request that could take the run's cost past `limits.max_cost`. The output's
+    manifest is removed first and written last, only when every row is done (`finish`). A fatal error
+    (`fatal_reason`) or the cost ceiling stops the run cleanly: requests in flight finish and are written,
+    no new ones start, the summary says why. `bad_input`: the lines `read_input` left out."""
+    from .usage import Budget, TokenRate, Usage, estimate_tokens
+    limits = limits or Limits()
     t0 = time.perf_counter()
     bad_input = list(bad_input)
     checked = [(i, r, row_problem(r)) for i, r in enumerate(rows)]  # before any request is paid for
@@ -287,7 +342,12 @@ async def run(rows: list[dict], out_path: str, client, model: str, concurrency: 
     remove_manifest(out_path)
     done = done_keys(out_path)
     todo = [r for r in rows if row_key(r) not in done]
-    summary = Summary(total=len(rows), already_done=len(rows) - len(todo), bad_input=bad_input)
+    summary = Summary(total=len(rows), already_done=len(rows) - len(todo), bad_input=bad_input,
+                      usage=Usage(price=limits.price))
+    if limits.max_cost is not None and limits.price is None:
+        raise ValueError(f'--max-cost needs a price for {model!r}: pass --price-in and --price-out (USD per 1M tokens)')
+    budget = Budget(limits.max_cost, limits.price) if limits.max_cost is not None else None
+    rate = TokenRate(limits.tpm) if limits.tpm else None
     queue: asyncio.Queue = asyncio.Queue()
     for r in todo:
         queue.put_nowait(r)
@@ -295,12 +355,35 @@ async def run(rows: list[dict], out_path: str, client, model: str, concurrency: 
     bar = tqdm(total=len(rows), initial=summary.already_done, desc='rationales', unit='row', disable=not progress)
 
     async def worker():
-        while True:
+        while summary.stopped is None:
             try:
                 row = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            text, error = await _one(client, row, model, max_tokens, temperature, retries, retry_wait, summary)
+            est = estimate_tokens(request_messages(row))
+            held = None
+            if budget is not None:
+                held = budget.try_reserve(est, max_tokens)
+                if held is None:
+                    summary.stopped = (f'cost ceiling: ${budget.spent:.4f} spent, another request could cost up to '
+                                       f'${budget.worst_case(est, max_tokens):.4f} and pass --max-cost {limits.max_cost:g}')
+                    return
+            if rate is not None:
+                await rate.take(est + max_tokens)
+            if summary.stopped is not None:
+                if budget is not None:
+                    budget.settle(held, 0, 0)
+                return
+            before = (summary.usage.tokens_in, summary.usage.tokens_out)
+            try:
+                text, error = await _one(client, row, model, max_tokens, temperature, summary)
+            except Exception as exc:
+                summary.stopped = summary.stopped or fatal_reason(exc)
+                summary.failures[row_key(row)] = f'{type(exc).__name__}: {str(exc)[:200]}'
+                return
+            finally:
+                if budget is not None:
+                    budget.settle(held, summary.usage.tokens_in - before[0], summary.usage.tokens_out - before[1])
             if text is None:
                 summary.failures[row_key(row)] = error
             else:
@@ -313,30 +396,34 @@ async def run(rows: list[dict], out_path: str, client, model: str, concurrency: 
     finally:
         out.close()
         bar.close()
+    summary.not_started = queue.qsize()
     summary.seconds = time.perf_counter() - t0
+    if summary.stopped is not None:
+        return summary
     return finish(summary, out_path, model=model)
 
 
-def make_client(base_url: str | None, api_key_env: str, timeout: float):
-    from openai import AsyncOpenAI
+def api_key(base_url: str | None, api_key_env: str) -> str:
     key = os.environ.get(api_key_env)
     if not key:
         if not base_url:
             raise ValueError(f'set ${api_key_env} (or pass --api-key-env NAME) to call the OpenAI API')
         key = 'EMPTY'  # local OpenAI-compatible servers usually ignore the key
-    return AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+    return key
 
 
-def import_batch(rows: list[dict], results_path: str | Path, out_path: str, bad_input: Iterable[str] = ()) -> Summary:
-    """Attach Batch API results to their rows; append those not yet in `out_path`; report the rest.
-    The manifest is written when every row has its rationale (`finish`)."""
-    t0 = time.perf_counter()
-    rows = unique_rows(rows, 'input')
-    by_key = {row_key(r): r for r in rows}
-    remove_manifest(out_path)
-    done = done_keys(out_path)
-    summary = Summary(total=len(rows), already_done=len(done & by_key.keys()), bad_input=list(bad_input))
-    got = set()
+def make_client(base_url: str | None, api_key_env: str, timeout: float, max_retries: int = 2):
+    """`AsyncOpenAI` with the SDK's own retries (`max_retries`, exponential back-off or the server's
+    Retry-After) except for quota / billing 429s (`_no_retry_on_quota`)."""
+    from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+    key = api_key(base_url, api_key_env)
+    http = DefaultAsyncHttpxClient(event_hooks={'response': [_no_retry_on_quota]})
+    return AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries, http_client=http)
+
+
+def import_results(by_key: dict, results_path: str | Path, out_path: str, summary: Summary, done: set) -> None:
+    """Append the rationales of one Batch API result file (output or error file) for rows in `by_key` not yet
+    in `done` (updated); failures are recorded in `summary`, the tokens billed in `summary.usage`."""
     out = Appender(out_path)
     try:
         for n, line in enumerate(read_rows(results_path), 1):
@@ -345,20 +432,38 @@ def import_batch(rows: list[dict], results_path: str | Path, out_path: str, bad_
             except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not a Batch API output line
                 summary.failures[f'{results_path} record {n}'] = f'unreadable result ({type(exc).__name__}: {exc})'
                 continue
+            usage = ((line.get('response') or {}).get('body') or {}).get('usage') if isinstance(line, dict) else None
+            if summary.usage is not None and isinstance(usage, dict):
+                summary.usage.add(usage.get('prompt_tokens') or 0, usage.get('completion_tokens') or 0)
             if key not in by_key:
                 summary.failures[key] = 'custom_id not in the input rows'
                 continue
-            if key in done or key in got:
+            if key in done:
                 continue
             if text is None:
                 summary.failures[key] = error
                 continue
             out.write({**by_key[key], 'reference_rationale': text})
-            got.add(key)
+            done.add(key)
+            summary.failures.pop(key, None)
             summary.written += 1
     finally:
         out.close()
-    for key in by_key.keys() - done - got - summary.failures.keys():
+
+
+def import_batch(rows: list[dict], results_path: str | Path, out_path: str, bad_input: Iterable[str] = ()) -> Summary:
+    """Attach Batch API results to their rows; append those not yet in `out_path`; report the rest.
+    The manifest is written when every row has its rationale (`finish`)."""
+    from .usage import Usage
+    t0 = time.perf_counter()
+    rows = unique_rows(rows, 'input')
+    by_key = {row_key(r): r for r in rows}
+    remove_manifest(out_path)
+    done = done_keys(out_path)
+    summary = Summary(total=len(rows), already_done=len(done & by_key.keys()), bad_input=list(bad_input),
+                      usage=Usage())
+    import_results(by_key, results_path, out_path, summary, done)
+    for key in by_key.keys() - done - summary.failures.keys():
         summary.failures[key] = 'no result in the batch output'
     summary.seconds = time.perf_counter() - t0
     return finish(summary, out_path, results=Path(results_path).name)
