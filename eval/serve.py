@@ -321,8 +321,21 @@ class Server:
 
 # Flags that make `swift deploy` serve the small CPU model (SmolLM2-135M-Instruct): the model's own flags
 # (cpu_model/smollm2.py MODEL_FLAGS), the project's tool-call format, and a generation cap (a serving
-# setting: an uncapped 135M model can ramble for minutes on 2 cores).
-SMOLLM2_SWIFT_ARGS = [*smollm2.MODEL_FLAGS, '--agent_template', smollm2.AGENT_TEMPLATE, '--max_new_tokens', '48']
+# setting: an uncapped 135M model can ramble for minutes on 2 cores). The default cap holds the warm start's
+# `<think>` plan + call (median 81 tokens on the held-out rows); the earlier 48 cut every call mid-JSON
+# (issue 20). The demo derives its cap from the cases it evaluates (python -m eval.demo_eval cap) and passes
+# it as --max-new-tokens.
+SMOLLM2_MAX_NEW_TOKENS = 160
+SMOLLM2_SWIFT_ARGS = [*smollm2.MODEL_FLAGS, '--agent_template', smollm2.AGENT_TEMPLATE,
+                      '--max_new_tokens', str(SMOLLM2_MAX_NEW_TOKENS)]
+
+
+def smollm2_swift_args(max_new_tokens: Optional[int] = None) -> List[str]:
+    """:data:`SMOLLM2_SWIFT_ARGS` with another generation cap."""
+    args = list(SMOLLM2_SWIFT_ARGS)
+    if max_new_tokens:
+        args[args.index('--max_new_tokens') + 1] = str(int(max_new_tokens))
+    return args
 
 
 def add_server_args(p: argparse.ArgumentParser) -> None:
@@ -340,6 +353,8 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
                    help='extra argument for swift deploy / vllm serve (repeat; e.g. --server-arg=--template)')
     g.add_argument('--smollm2', action='store_true',
                    help='add the swift deploy flags for the CPU SmolLM2 model: ' + ' '.join(SMOLLM2_SWIFT_ARGS))
+    g.add_argument('--max-new-tokens', type=int, default=None,
+                   help=f'with --smollm2: the generation cap (default {SMOLLM2_MAX_NEW_TOKENS})')
     g.add_argument('--startup-timeout', type=float, default=600.0)
     g.add_argument('--max-model-len', type=int, default=EVAL_MAX_MODEL_LEN,
                    help='vLLM context window: prompt + answer (default %(default)s; 0 = the model\'s own)')
@@ -348,7 +363,8 @@ def add_server_args(p: argparse.ArgumentParser) -> None:
 
 
 def server_from_args(args, log_path: Optional[str] = None) -> Server:
-    extra = list(args.server_arg) + (SMOLLM2_SWIFT_ARGS if getattr(args, 'smollm2', False) else [])
+    extra = list(args.server_arg) + (smollm2_swift_args(getattr(args, 'max_new_tokens', None))
+                                     if getattr(args, 'smollm2', False) else [])
     thinking = getattr(args, 'enable_thinking', None)
     return Server(model_path=args.model_path, base_url=args.base_url, backend=args.backend,
                   base_model=args.base_model, served_name=args.served_name or DEFAULT_SERVED_NAME,
