@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 THINK_OPEN, THINK_CLOSE = '<think>', '</think>'
 CALL_OPEN, CALL_CLOSE = '<tool_call>', '</tool_call>'
-_TAG_RE = re.compile(r'</?tool_call>')
+# Characters that show nothing on their own: a text answer made only of them (and whitespace) is empty.
+_INVISIBLE_CATEGORIES = frozenset({'Cc', 'Cf', 'Cs', 'Co', 'Cn', 'Mn', 'Me', 'Zs', 'Zl', 'Zp'})
+_BLANK_LETTERS = frozenset('\u115f\u1160\u3164\uffa0\u2800')
 # A longer completion is unparseable without being read: ~50k tokens, 50x the recipes' 1024-token budget.
 # The worst text just under it (100k small JSON numbers) takes ~10-20 ms (shared 2-core box); 1 MB of JSON
 # would take ~70-100 ms.
@@ -128,12 +131,18 @@ def render_tool_calls(calls: Iterable[dict]) -> str:
     """Native hermes text of a call set: ``<tool_call>\\n{json}\\n</tool_call>`` blocks joined by "\\n".
 
     Same JSON layout as ms-swift's hermes agent template (``json.dumps(..., ensure_ascii=False)``).
-    ``parse_completion(render_tool_calls(x)).calls == x`` for normalised calls ``x``.
+    ``parse_completion(render_tool_calls(x)).calls == x`` for normalised calls ``x``, whatever tag text
+    their strings hold; a call whose name, key or value holds ``</tool_call>`` cannot be written so that a
+    hermes parser reads it back (the block would end there) and raises ``ValueError``.
     """
     blocks = []
     for call in calls:
         call = normalize_call(call)
-        blocks.append(f'{CALL_OPEN}\n{json.dumps(call, ensure_ascii=False)}\n{CALL_CLOSE}')
+        body = json.dumps(call, ensure_ascii=False)
+        if CALL_CLOSE in body:
+            raise ValueError(f'a string of call {call["name"][:80]!r} holds {CALL_CLOSE!r}: no hermes parser '
+                             'can read the call back')
+        blocks.append(f'{CALL_OPEN}\n{body}\n{CALL_CLOSE}')
     return '\n'.join(blocks)
 
 
@@ -157,73 +166,109 @@ def parse_ground_truth(gt: Any) -> list:
 
 # ---------------------------------------------------------------- Eq. 15: structure
 
+def _visible(text: str) -> bool:
+    """True if the text shows anything: a character that is not whitespace, a format / control / unassigned
+    / surrogate / private-use code point (``\\u200b``, ``\\ufeff``, ``\\u2060``, soft hyphen, NUL, bidi
+    marks...), a lone combining mark or one of the blank letters (Hangul fillers, braille blank)."""
+    for ch in text:
+        if ch.isspace() or ch in _BLANK_LETTERS:
+            continue
+        if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES:
+            return True
+    return False
+
+
 def parse_completion(text: str) -> ParsedCompletion:
     """Split a completion into reasoning, tool calls / text answer, and the Eq. 15 verdict.
 
     ``calls`` is None (unparseable: S_exec = 0) when the think block is unclosed, a tool_call block is
     unclosed / stray or does not hold a valid call object (see :func:`loads_json`), there are more than
     :data:`MAX_TOOL_CALLS` blocks, the text is longer than :data:`MAX_COMPLETION_CHARS`, or the text
-    answer is empty. Never raises on a str. Layout errors
+    answer is empty or invisible (only format / control characters). Never raises on a str. Layout errors
     that leave every call readable (text between or after blocks, text before ``<think>``, repeated think
     tags) only fail the format.
+
+    Tag text inside JSON values is data (as for vLLM's hermes parser and ms-swift's hermes template, which
+    read ``<tool_call>(.*?)</tool_call>``): a block's body runs from its ``<tool_call>`` to the next
+    ``</tool_call>``, so a value may hold ``<tool_call>``, ``<think>`` or ``</think>``; only a value holding
+    ``</tool_call>`` cuts its block short (unreadable, for those parsers too). Think tags count only in
+    the text outside the blocks.
     """
     if not isinstance(text, str):
         raise TypeError(f'completion must be str, got {type(text).__name__}')
     if len(text) > MAX_COMPLETION_CHARS:
         return ParsedCompletion('', None, '', False, f'longer than {MAX_COMPLETION_CHARS} characters')
-    errors = []
-    reasoning, rest, has_think = '', text, False
-    n_open, n_close = text.count(THINK_OPEN), text.count(THINK_CLOSE)
-    if n_open:
-        start = text.index(THINK_OPEN)
+    # Only think tags before the first "<tool_call>" open a think block: one inside a call's JSON value
+    # (`search(q="what does <think> mean")`) is data; tags inside the think block are reasoning text.
+    first_call = text.find(CALL_OPEN)
+    head = text if first_call < 0 else text[:first_call]
+    start = head.find(THINK_OPEN)
+    if start >= 0:
         end = text.find(THINK_CLOSE, start)
         if end < 0:
             return ParsedCompletion(text[start + len(THINK_OPEN):].strip(), None, '', False, 'unclosed <think>')
-        if text[:start].strip():
-            errors.append('text before <think>')
-        reasoning, rest, has_think = text[start + len(THINK_OPEN):end].strip(), text[end + len(THINK_CLOSE):], True
-    elif n_close:  # the chat template pre-filled "<think>" in the prompt (Qwen3 thinking models)
-        end = text.index(THINK_CLOSE)
-        reasoning, rest, has_think = text[:end].strip(), text[end + len(THINK_CLOSE):], True
-    if n_open > 1 or n_close > 1:
-        errors.append('more than one think block')
+        errors = ['text before <think>'] if text[:start].strip() else []
+        return _parse_after_think(text[start + len(THINK_OPEN):end].strip(), text[end + len(THINK_CLOSE):],
+                                  True, errors)
+    end = text.find(THINK_CLOSE)
+    if end < 0:
+        return _parse_after_think('', text, False, [])
+    # a lone "</think>": the chat template pre-filled "<think>" in the prompt (Qwen3 thinking models) ...
+    prefilled = _parse_after_think(text[:end].strip(), text[end + len(THINK_CLOSE):], True, [])
+    if first_call < 0 or first_call > end or prefilled.calls is not None:
+        return prefilled
+    # ... unless it sits in a call's value (a "<tool_call>" comes first) and only that reading is readable
+    plain = _parse_after_think('', text, False, [])
+    return plain if plain.calls is not None else prefilled
 
+
+def _parse_after_think(reasoning: str, rest: str, has_think: bool, errors: list) -> ParsedCompletion:
+    """The calls / answer after the think block (``rest``), Eq. 15 layout errors added to ``errors``."""
     first = rest.find(CALL_OPEN)
     if first < 0:
         answer = rest.strip()
         if not has_think:
             reasoning = answer
+        if _has_think_tag(rest):
+            errors.append('more than one think block')
         if CALL_CLOSE in rest:
             return ParsedCompletion(reasoning, None, answer, False, 'stray </tool_call>')
-        if not answer:
+        if not _visible(answer):
             return ParsedCompletion(reasoning, None, '', False, 'empty answer')
         return _result(reasoning, [], answer, errors)
 
     if not has_think:
-        reasoning = rest[:first].strip()
+        reasoning = rest[:first].strip()  # free-text reasoning: may mention any tag
+    elif CALL_CLOSE in rest[:first]:
+        return ParsedCompletion(reasoning, None, '', False, 'stray </tool_call>')
+    if _has_think_tag(rest[:first]):
+        errors.append('more than one think block')
     if rest.count(CALL_OPEN, first) > MAX_TOOL_CALLS:
         return ParsedCompletion(reasoning, None, '', False, f'more than {MAX_TOOL_CALLS} tool_call blocks')
-    calls, pos, prev_end = [], -1, first  # pos: start of the open block's body, -1 when none is open
-    for m in _TAG_RE.finditer(rest, first):
-        if m.group() == CALL_OPEN:
-            if pos >= 0:  # "<tool_call>" inside an open block
-                return ParsedCompletion(reasoning, None, '', False, 'nested or unclosed <tool_call>')
-            if rest[prev_end:m.start()].strip():  # a new block: only whitespace since the last one
-                errors.append('text between tool_call blocks')
-            pos = m.end()
-        else:
-            if pos < 0:
-                return ParsedCompletion(reasoning, None, '', False, 'stray </tool_call>')
-            try:
-                calls.append(normalize_call(rest[pos:m.start()]))
-            except ValueError as e:
-                return ParsedCompletion(reasoning, None, '', False, f'tool_call block {len(calls)}: {e}')
-            pos, prev_end = -1, m.end()
-    if pos >= 0:
-        return ParsedCompletion(reasoning, None, '', False, 'unclosed <tool_call>')
-    if rest[prev_end:].strip():
-        errors.append('text after the last tool_call block')
+    calls, pos = [], first
+    while pos >= 0:  # pos: the next "<tool_call>"
+        body = pos + len(CALL_OPEN)
+        close = rest.find(CALL_CLOSE, body)
+        if close < 0:
+            return ParsedCompletion(reasoning, None, '', False, 'unclosed <tool_call>')
+        try:
+            calls.append(normalize_call(rest[body:close]))
+        except ValueError as e:
+            return ParsedCompletion(reasoning, None, '', False, f'tool_call block {len(calls)}: {e}')
+        after = close + len(CALL_CLOSE)
+        pos = rest.find(CALL_OPEN, after)
+        gap = rest[after:] if pos < 0 else rest[after:pos]
+        if CALL_CLOSE in gap:
+            return ParsedCompletion(reasoning, None, '', False, 'stray </tool_call>')
+        if gap.strip():
+            errors.append('text after the last tool_call block' if pos < 0 else 'text between tool_call blocks')
+            if _has_think_tag(gap):
+                errors.append('more than one think block')
     return _result(reasoning, calls, '', errors)
+
+
+def _has_think_tag(text: str) -> bool:
+    return THINK_OPEN in text or THINK_CLOSE in text
 
 
 def _result(reasoning, calls, answer, errors) -> ParsedCompletion:

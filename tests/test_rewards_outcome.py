@@ -358,7 +358,8 @@ def test_parameters_synonym_and_string_arguments():
     (block(call('f')) + '\n<tool_call>\n{"name": "g", \n</tool_call>', 'block 1'),
     ('<think>\nlet me think <tool_call>{"name": "f"}</tool_call>', 'unclosed <think>'),
     (block(call('f')) + '\n<tool_call>\n{"name": "g", "arguments": {}}', 'unclosed <tool_call>'),
-    ('<tool_call>\n<tool_call>\n{"name": "g"}\n</tool_call>', '<tool_call>'),
+    # a block's body runs to the next </tool_call> (as vLLM's hermes parser reads it): "<tool_call>\n{..."
+    ('<tool_call>\n<tool_call>\n{"name": "g"}\n</tool_call>', 'block 0: not valid JSON'),
     ('{"name": "g"}\n</tool_call>', 'stray </tool_call>'),
     (block(call('f')) + '\n</tool_call>', 'stray </tool_call>'),
     ('', 'empty answer'),
@@ -593,3 +594,107 @@ def test_orm_scores_an_internal_parser_failure_as_unparseable(swift_funcs, monke
         assert swift_funcs.AWPOOutcome()(['a', 'b'], ground_truth=['[]', '[]']) == [0.0, 0.0]
         assert swift_funcs.AWPOFormat()(['a']) == [0.0]
     assert sum('RecursionError' in m and 'unparseable' in m for m in caplog.messages) == 2  # once per ORM
+
+
+# ------------------------------------------------------------------ tag text inside values (issue 19.5)
+
+TAGS = ['<think>', '</think>', '<tool_call>', '<think></think>', '<tool_call>\n', '</think>\n\n<tool_call>\n']
+PREFIXES = ['', '<think>\nThe user asks about a tag.\n</think>\n\n', 'The user asks about a tag.\n</think>\n\n',
+            '<think>\nI will write a <tool_call> block; </tool_call> ends it.\n</think>\n\n']
+
+
+@pytest.mark.parametrize('tag', TAGS)
+@pytest.mark.parametrize('prefix', PREFIXES)
+def test_exact_gold_with_tag_text_scores_two_above_a_wrong_value(tag, prefix):
+    """Issue 19.5: gold `search(q="what does <think> mean")` written as render_tool_calls / ms-swift's hermes
+    template write it scores 2.0 (it scored 1.0: think tags were counted inside the JSON; `<tool_call>` 0)."""
+    gold = [call('search', q=f'what does {tag} mean', n=3)]
+    text = prefix + render_tool_calls(gold)
+    p = parse_completion(text)
+    assert p.format_ok and p.error is None and p.calls == gold
+    assert outcome_scores(text, json.dumps(gold)) == (1.0, 1.0)
+    for wrong in ('what does think mean', f'what does {tag}', tag):
+        assert sum(outcome_scores(prefix + render_tool_calls([call('search', q=wrong, n=3)]), gold)) < 2.0
+    two = [call('search', q=tag, n=1), call('lookup', term={tag: [tag, 1]})]
+    assert parse_completion(prefix + render_tool_calls(two)).calls == two
+
+
+def test_close_tag_in_a_value_is_the_one_unreadable_case():
+    """A value holding `</tool_call>` ends its block there: vLLM's hermes parser (`<tool_call>(.*?)</tool_call>`)
+    cannot read it either. render_tool_calls refuses to write it; the text as the template writes it is
+    unparseable; data_prep skips such dialogues (tests/test_data_prep_real.py)."""
+    gold = [call('search', q='what does </tool_call> mean')]
+    with pytest.raises(ValueError, match='</tool_call>'):
+        render_tool_calls(gold)
+    text = '<think>\nx\n</think>\n\n' + block(gold[0])
+    assert parse_completion(text).calls is None and outcome_scores(text, gold) == (0.0, 0.0)
+
+
+def test_tag_text_outside_json_still_fails_the_format():
+    assert not parse_completion('<think>a</think>\n<think>b</think>\n' + block(call('f'))).format_ok
+    p = parse_completion(block(call('f')) + '\n<think>late</think>')
+    assert p.calls == [call('f')] and not p.format_ok and 'more than one think' in p.error
+    assert parse_completion('<think>a</think>\nanswer <think> again').error == 'more than one think block'
+
+
+_LEAVES = ['<think>', '</think>', '<tool_call>', '<tool_call>\n', '\n', ' ', '"', '\\', '/', '<', '>', 'think',
+           'tool_call', 'a', 'é', '猫', '\u200b', '{', '}', '[', ']', ':', ',', '\\n', '\U0001F642', '\t']
+
+
+def _random_string(rng):
+    return ''.join(rng.choice(_LEAVES) for _ in range(rng.randint(0, 6)))
+
+
+def _random_value(rng, depth=0):
+    kind = rng.random()
+    if depth < 3 and kind < 0.15:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if depth < 3 and kind < 0.3:
+        return {_random_string(rng): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+    if kind < 0.8:
+        return _random_string(rng)
+    return rng.choice([0, -7, 2.5, 1e-9, True, False, None, 10 ** 18])
+
+
+def _random_calls(rng):
+    names = ['search', 'f', '<think>', 'get <tool_call> info', 'x</think>']
+    return [{'name': rng.choice(names), 'arguments': {_random_string(rng) or 'k': _random_value(rng)
+                                                      for _ in range(rng.randint(0, 4))}}
+            for _ in range(rng.randint(1, 4))]
+
+
+def test_render_then_parse_is_the_identity_on_values_drawn_with_tag_text():
+    """Property (seeded generator, 1500 call sets): parse_completion(render_tool_calls(x)).calls == x for
+    names, keys and values drawn from tag strings, behind every prefix; the exact gold scores 2.0 and a
+    changed value scores below it."""
+    rng = random.Random(19)
+    for _ in range(1500):
+        calls = _random_calls(rng)
+        prefix = rng.choice(PREFIXES)
+        text = prefix + render_tool_calls(calls)
+        p = parse_completion(text)
+        assert p.calls == calls and p.format_ok, (text, p.error)
+        assert outcome_scores(text, calls) == (1.0, 1.0)
+        wrong = [dict(c, arguments=dict(c['arguments'])) for c in calls]
+        if wrong[0]['arguments']:
+            key = next(iter(wrong[0]['arguments']))
+            wrong[0]['arguments'][key] = ['<think>changed</think>', wrong[0]['arguments'][key]]
+            assert sum(outcome_scores(prefix + render_tool_calls(wrong), calls)) < 2.0
+
+
+# ------------------------------------------------------------------ invisible answers (issue 19.6)
+
+@pytest.mark.parametrize('answer', ['\u200b', '\ufeff', '\u2060', '\u00ad', '\x00', '\u200e\u200f', '\u202e',
+                                    '\u2800', '\u3164', '\u0301', '\ufe0f', '\x7f', '\u200b \u2060\n\ufeff', ' \n\t'])
+def test_invisible_only_text_answer_scores_as_empty(answer):
+    """Where no call is expected, an answer that shows nothing scores 0 like a whitespace-only one (it scored
+    2.0: str.strip() keeps format and control characters)."""
+    for prefix in ('', '<think>\nNo tool fits.\n</think>\n\n'):
+        p = parse_completion(prefix + answer)
+        assert p.calls is None and p.error == 'empty answer'
+        assert outcome_scores(prefix + answer, []) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize('answer', ['No.', '\u200bNo tool fits.', '猫', '\U0001F642', 'é', '0', '-'])
+def test_visible_text_answers_still_count(answer):
+    assert outcome_scores('<think>\nx\n</think>\n\n' + answer, []) == (1.0, 1.0)
