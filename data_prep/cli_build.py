@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from .manifest import atomic_writer, remove_manifest, write_manifest
 from .pipeline import Stats, convert_source, write_rows
@@ -31,14 +32,39 @@ def parse_sources(spec: str) -> list[tuple[str, int | None]]:
     return out
 
 
-def parse_inputs(items: list[str]) -> dict[str, str]:
-    out = {}
+def parse_inputs(items: list[str]) -> dict[str, list[str]]:
+    """['xlam=a.json', 'hammer=b.json', 'hammer=c.json'] -> {'xlam': ['a.json'], 'hammer': ['b.json', 'c.json']}."""
+    out: dict[str, list[str]] = {}
     for item in items or []:
         name, sep, path = item.partition('=')
         if not sep or name not in SOURCES:
             raise argparse.ArgumentTypeError(f'--input wants SOURCE=PATH with SOURCE in {list(SOURCES)}, got {item!r}')
-        out[name] = path
+        out.setdefault(name, []).append(path)
     return out
+
+
+def read_inputs(paths: list[str] | str) -> list:
+    """The raw rows of one source's local file(s), in order, with ids unique per source.
+
+    Several files (`--input hammer=xlam60k.json --input hammer=irrelevance.json`): every row's id becomes
+    `<file stem>:<its id, or its position in the file>`, as the hub path prefixes the irrelevance rows.
+    One file mixing rows with and without `id` (a hand-made merge): the id-less rows get `noid-<position>`,
+    so they cannot collide with the others' ids. A file whose rows all lack an id keeps positions as ids."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    rows: list = []
+    for path in paths:
+        part = read_local(path)
+        objects = [r for r in part if isinstance(r, dict)]
+        mixed = any('id' in r for r in objects) and not all('id' in r for r in objects)
+        for i, row in enumerate(part):
+            if not isinstance(row, dict):
+                rows.append(row)
+                continue
+            rid = row['id'] if 'id' in row else (f'noid-{i}' if mixed else i)
+            if len(paths) > 1:
+                rid = f'{Path(path).stem}:{rid}'
+            rows.append(row if rid is row.get('id') else {**row, 'id': rid})
+    return rows
 
 
 def build_plan(args) -> list[tuple[str, int | None, str, object]]:
@@ -61,7 +87,7 @@ def _run(plan, out_path: str, seed: int, strict: bool) -> Stats:
     remove_manifest(out_path)
     with atomic_writer(out_path) as out:
         for name, count, kind, where in plan:
-            raw = read_local(where) if kind == 'local' else [r for load in where for r in load_hub(load)]
+            raw = read_inputs(where) if kind == 'local' else [r for load in where for r in load_hub(load)]
             write_rows(convert_source(name, raw, count, seed, strict, stats), out)
     written = sum(stats.written.values())
     write_manifest(out_path, written, seed=seed, sources={n: c for n, c, _, _ in plan},
@@ -77,7 +103,8 @@ def cmd_build(args) -> int:
     plan = build_plan(args)
     if args.print_plan:
         for name, count, kind, where in plan:
-            loads = where if kind == 'local' else ', '.join(f'{l.loader}:{l.dataset_id}[{l.split}]' for l in where)
+            loads = ', '.join(where) if kind == 'local' else ', '.join(f'{l.loader}:{l.dataset_id}[{l.split}]'
+                                                                    for l in where)
             print(f'{name}\t{"all" if count is None else count}\t{kind}\t{loads}')
         return 0
     _run(plan, args.out, args.seed, args.strict)
@@ -100,7 +127,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser('build', help='sample sources (hub or local files) into one training jsonl')
     p.add_argument('--sources', required=True, help='e.g. toolace:2000,hammer:1000,xlam_mt:11000,xlam:30000')
     p.add_argument('--out', required=True)
-    p.add_argument('--input', action='append', metavar='SOURCE=PATH', help='read SOURCE from a local file')
+    p.add_argument('--input', action='append', metavar='SOURCE=PATH',
+                   help='read SOURCE from a local file; repeat for several files of one source (ids are then '
+                        'prefixed with the file name)')
     p.add_argument('--hub', choices=['hf', 'modelscope'], default='hf', help='loader for sources without --input')
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--strict', action='store_true', help='any skipped row is an error naming the row')

@@ -12,11 +12,14 @@ instance k holds everything before action k (earlier calls as ms-swift `tool_cal
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from plugin.toolcall_format import CALL_CLOSE
+
 from . import jsonvalue
-from .errors import BAD_DIALOGUE, UNKNOWN_TOOL, BadRow
+from .errors import BAD_DIALOGUE, UNKNOWN_TOOL, UNREADABLE_CALL, BadRow
 from .tools import tool_names
 
 ACTIONS = ('calls', 'answer')
@@ -47,6 +50,9 @@ def check_calls(calls: Any, tools: list[dict], where: str) -> list[dict]:
         if not isinstance(args, dict):
             raise BadRow(BAD_DIALOGUE, f'{where}: call {i} ({call["name"]!r}) arguments are not an object')
         jsonvalue.check_value(args, f'{where}: call {i} ({call["name"]!r}) arguments')
+        if CALL_CLOSE in call['name'] or CALL_CLOSE in json.dumps(args, ensure_ascii=False):
+            raise BadRow(UNREADABLE_CALL, f'{where}: call {i} ({call["name"][:80]!r}) holds {CALL_CLOSE!r} in a '
+                                          'string: no hermes parser (vLLM, ms-swift, the reward) can read it back')
         if call['name'] not in names:
             raise BadRow(UNKNOWN_TOOL, f'{where}: call {i} names {call["name"]!r}, tools are {sorted(names)}')
         out.append({'name': call['name'], 'arguments': args})

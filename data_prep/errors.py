@@ -11,6 +11,7 @@ SCHEMA = 'schema violation'
 NOT_JSON = 'value not representable in JSON'
 UNEXPECTED = 'unexpected structure'
 DUPLICATE_CONTENT = 'duplicate dialogue content'
+UNREADABLE_CALL = 'call holds </tool_call> text'
 
 
 class BadRow(ValueError):

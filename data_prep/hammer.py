@@ -2,15 +2,18 @@
 
 With probability `MASK_PROB` per dialogue, every function name and every top-level parameter name is
 replaced by a random string, consistently in the tool list, in the target calls and in earlier calls of
-the context; parameter defaults are perturbed to another value of the same type. Descriptions are kept:
-the model must read them instead of relying on names. The random draws depend only on (seed, dialogue id),
+the context; parameter defaults are perturbed to another value of the parameter's declared type, and a
+description that quotes the default names the new one (Hammer's own script rewrites them too). Otherwise
+descriptions are kept: the model must read them instead of relying on names. The random draws depend only on (seed, dialogue id),
 so a row is masked the same way whatever the sampling order.
 """
 from __future__ import annotations
 
 import copy
 import json
+import math
 import random
+import re
 import string
 from typing import Any
 
@@ -29,17 +32,73 @@ def random_name(rng: random.Random, taken: set[str]) -> str:
             return name
 
 
-def perturb_default(value: Any, rng: random.Random) -> Any:
-    """Another value of the same type (bool flipped, number moved, string replaced); others unchanged."""
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int):
-        return value + rng.randint(1, 9) * rng.choice((-1, 1))
-    if isinstance(value, float):
-        return round(value * rng.uniform(0.5, 1.5) + rng.uniform(-1, 1), 3)
-    if isinstance(value, str) and value:
-        return ''.join(rng.choices(string.ascii_lowercase, k=max(3, len(value))))
+def perturb_default(value: Any, rng: random.Random, declared: Any = None) -> Any:
+    """Another value of the parameter's *declared* JSON-schema type (`declared`): integer / number moved
+    (a numeric string such as xLAM's `{"type": "int", "default": "11.50293"}` counts as its number),
+    boolean flipped, string replaced by random letters. An empty default (xLAM's "no default"), a value
+    that does not fit the declared type and array / object / null types are left as they are. Without a
+    declared type the value's own Python type decides (bool flipped, number moved, string replaced)."""
+    if value == '' or value is None:
+        return value
+    if declared is None:
+        declared = ('boolean' if isinstance(value, bool) else 'integer' if isinstance(value, int)
+                    else 'number' if isinstance(value, float) else 'string' if isinstance(value, str) else None)
+    if declared == 'boolean':
+        flag = _as_bool(value)
+        return value if flag is None else not flag
+    if declared in ('integer', 'number'):
+        num = _as_number(value)
+        if num is None:
+            return value
+        if declared == 'integer':
+            return int(round(num)) + rng.randint(1, 9) * rng.choice((-1, 1))
+        return round(num * rng.uniform(0.5, 1.5) + rng.uniform(-1, 1), 3)
+    if declared == 'string':
+        return ''.join(rng.choices(string.ascii_lowercase, k=max(3, len(str(value)))))
     return value
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
+        return value.strip().lower() == 'true'
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            num = float(value.strip())
+        except ValueError:
+            return None
+        return num if math.isfinite(num) else None
+    return None
+
+
+def rewrite_default_mention(description: str, old: Any, new: Any) -> str:
+    """A description that quotes the old default ("Defaults to '0'.", "(default is 'en')", "Default value
+    is 299792458 m/s.", "'km' (default)") names the new one instead, as Hammer's own script does; other
+    occurrences of the same text stay (a "0" in "0-255" is not the default)."""
+    if old == '' or old is None or not isinstance(description, str) or old == new:
+        return description
+    olds = {_text(old)} | ({str(old).lower()} if isinstance(old, bool) else set())
+    for text in olds:
+        q = r'[\'"`]?'
+        before = re.compile(r'(?i)(\bdefault(?:s)?(?: value)?(?: is| to| of| =|:|=)?\s*\(?' + q + r')'
+                            + re.escape(text) + r'(?![\w.-]*\w)')
+        after = re.compile(r'(?i)(?<![\w.])' + re.escape(text) + r'(' + q + r'\s*\(default\))')
+        description = before.sub(lambda m: m.group(1) + _text(new), description)
+        description = after.sub(lambda m: _text(new) + m.group(1), description)
+    return description
+
+
+def _text(value: Any) -> str:
+    return str(value)
 
 
 def masking_maps(tools: list[dict], rng: random.Random) -> tuple[dict, dict]:
@@ -61,7 +120,10 @@ def mask_tool(tool: dict, fmap: dict, pmap: dict, rng: random.Random) -> dict:
     props = {}
     for old, spec in params.get('properties', {}).items():
         if isinstance(spec, dict) and 'default' in spec:
-            spec['default'] = perturb_default(spec['default'], rng)
+            before = spec['default']
+            spec['default'] = perturb_default(before, rng, spec.get('type'))
+            if 'description' in spec:
+                spec['description'] = rewrite_default_mention(spec['description'], before, spec['default'])
         props[renames[old]] = spec
     params['properties'] = props
     if isinstance(params.get('required'), list):

@@ -25,6 +25,46 @@ class StrictError(RuntimeError):
     """`--strict`: the first skipped row becomes this error, naming the row."""
 
 
+class LayoutError(ValueError):
+    """An input file whose rows are in a layout the source's converter does not read (raised once, before
+    any row is converted, with or without `--strict`: every row would be skipped for the same reason)."""
+
+
+# The keys every row of a source's raw layout has, and how to name the layout in an error.
+LAYOUTS = {
+    'xlam': (('query', 'answers', 'tools'), 'xLAM: {"id", "query", "answers", "tools"}'),
+    'hammer': (('query', 'answers', 'tools'),
+               'xLAM: {"id", "query", "answers", "tools"} (xlam-function-calling-60k / xlam-irrelevance-7.5k rows; '
+               'the masking is applied here)'),
+    'toolace': (('system', 'conversations'), 'ToolACE: {"system", "conversations": [{"from": user|assistant|tool}]}'),
+    'xlam_mt': (('conversations',), 'APIGen-MT ShareGPT: {"system", "tools", "conversations": '
+                                    '[{"from": human|gpt|function_call|observation}]}'),
+}
+# Layouts users are likely to hand over by mistake, named in the error.
+KNOWN_LAYOUTS = (
+    (('instruction', 'input', 'output'), 'instruction/input/output (Alpaca; e.g. Hammer\'s masking_sft_data.json, '
+                                         'already rendered as prompts)'),
+    (('query', 'answers', 'tools'), 'xLAM (query/answers/tools)'),
+    (('system', 'conversations'), 'ShareGPT (system/conversations)'),
+    (('conversations',), 'ShareGPT (conversations)'),
+    (('messages',), 'chat messages (messages)'),
+)
+
+
+def check_layout(source: str, raw_rows: list, where: str = 'input') -> None:
+    """Raise `LayoutError` when no object row of the input has the keys of the source's layout, naming the
+    layout seen and the one expected. Inputs where some rows fit are converted row by row as usual."""
+    keys, expected = LAYOUTS[source]
+    objects = [r for r in raw_rows if isinstance(r, dict)]
+    if not objects or any(all(k in r for k in keys) for r in objects):
+        return
+    seen_keys = sorted(objects[0])
+    seen = next((name for need, name in KNOWN_LAYOUTS if all(k in objects[0] for k in need)),
+                f'rows with keys {seen_keys[:8]}')
+    raise LayoutError(f'{source}: {where} is in a layout the {source} converter does not read: {seen}; '
+                      f'expected {expected} ({len(objects)} rows, none has {list(keys)})')
+
+
 @dataclass
 class Stats:
     read: Counter = field(default_factory=Counter)        # source -> raw rows read
@@ -66,6 +106,7 @@ def convert_source(source: str, raw_rows: list[dict], count: int | None, seed: i
     """Yield validated rows of up to `count` dialogues of one source; count skips by reason.
     Duplicates are skipped and counted: by dialogue id, and by content (the raw row without its id), so a
     source without ids (ToolACE) or with repeated dialogues under new ids keeps each dialogue once."""
+    check_layout(source, raw_rows)
     conv = converter(source, seed)
     stats.asked[source] = count
     seen: set[str] = set()

@@ -32,8 +32,16 @@ def json_type(raw: Any) -> str | None:
     """'List[int]' -> 'array', 'str, optional' -> 'string', 'dict' -> 'object'; unknown names -> None."""
     if not isinstance(raw, str):
         return None
-    head = re.split(r'[\[,|( ]', raw.strip().lower(), maxsplit=1)[0]
+    text = raw.strip().lower()
+    if text.startswith('optional[') and text.endswith(']'):  # Optional[str] -> str
+        text = text[len('optional['):-1].strip()
+    head = re.split(r'[\[,|( ]', text, maxsplit=1)[0]
     return _TYPE_MAP.get(head)
+
+
+def is_optional_type(raw: Any) -> bool:
+    """xLAM marks an optional parameter in its type string: 'str, optional', 'int, optional', 'Optional[str]'."""
+    return isinstance(raw, str) and 'optional' in raw.lower()
 
 
 def normalize_schema(node: Any) -> Any:
@@ -61,7 +69,10 @@ def normalize_schema(node: Any) -> Any:
 
 def xlam_parameters(params: Any, tool_name: str) -> dict:
     """xLAM's flat `{param: {"description", "type", "default"}}` -> a JSON-schema object.
-    A parameter is required unless its type says `optional` or it carries a default."""
+
+    xLAM's own convention decides `required`: a parameter is optional iff its type says so (`"str, optional"`).
+    Its `default` does not: real rows give most mandatory parameters a sample default (`chain_slug:
+    {"type": "str", "default": "ethereum"}`) and many optional ones `"default": ""` (docs/data.md)."""
     if params in (None, {}, []):
         return {'type': 'object', 'properties': {}}
     if not isinstance(params, dict):
@@ -84,8 +95,7 @@ def xlam_parameters(params: Any, tool_name: str) -> dict:
         if 'default' in spec:
             prop['default'] = spec['default']
         props[pname] = prop
-        optional = 'optional' in str(spec.get('type', '')).lower() or 'default' in spec
-        if not optional:
+        if not is_optional_type(spec.get('type')):
             required.append(pname)
     out = {'type': 'object', 'properties': props}
     if required:

@@ -109,10 +109,11 @@ def test_xlam_single_turn():
     assert json.loads(by['4']['ground_truth']) == [{'name': 'fibonacci_numbers', 'arguments': {'n': 5}},
                                                   {'name': 'fibonacci_numbers', 'arguments': {'n': 8}}]
     search = json.loads(by['23']['tools'])[0]['function']['parameters']
-    # flat xLAM params -> JSON schema; optional / defaulted params are not required
+    # flat xLAM params -> JSON schema; the type says which are optional ("int, optional"), a default does
+    # not (xLAM gives mandatory parameters sample defaults: `query` is required, issue 19)
     assert search['properties']['limit'] == {'type': 'integer', 'description': 'Max results.', 'default': 10}
     assert search['properties']['filters']['type'] == 'object'
-    assert 'required' not in search
+    assert search['required'] == ['query']
     fib = json.loads(by['4']['tools'])[0]['function']['parameters']
     assert fib['required'] == ['n']
     assert json.loads(by['17']['tools'])[0]['function']['parameters']['properties']['nums']['type'] == 'array'
