@@ -24,6 +24,19 @@ Correct (:func:`match_calls`): the model's calls are exactly ``[gold]`` -- same 
 names, and values equal *with their types* (``'1' != 1``, ``1 != 1.0``, ``True != 1``); no call, a second
 call, or unparseable arguments are wrong. Scores: accuracy per level and the micro Overall over all cases
 (paper Table 3: Overall = correct / total over L1+L2+L3).
+
+Hours-long runs survive bad cases (issue 21.3). Every per-case failure -- a time-out, an answer cut at the
+generation cap (``length_cap``: a runaway), an HTTP error after the retries, any exception of the SDK or of
+reading the reply -- is that case's wrong answer, recorded with its reason (``error``); it is never fatal, and a
+resume skips it like any recorded case (``--retry-failed`` runs the failed ones again). Only a server that
+cannot be reached at all (connection refused for :data:`DOWN_AFTER` cases in a row) stops the run, without
+recording those cases, so a resume asks them again. The generation cap (``--max-tokens``, default
+:data:`MAX_TOKENS` = 32768) is Qwen3's recommended output length for thinking mode, the answer budget the
+model card gives and eval/mmlu_pro.py uses: API-Bank's own evaluator (DAMO-ConvAI api-bank/evaluator.py,
+utils.py) sends no cap, so the model's recommended budget is the rule; a 256-token cap biased the table
+against reasoning methods (issue 14.6), no cap let one runaway take the run down. Retries are ours alone (the
+SDK's are off): up to ``--retries`` more attempts after an HTTP 429/5xx, none after a time-out (a request that
+took ``--timeout`` seconds would take it again).
 """
 from __future__ import annotations
 
@@ -39,6 +52,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 LEVEL_FILES = {1: 'level-1-api.json', 2: 'level-2-api.json', 3: 'level-3-batch-inf.json'}
+MAX_TOKENS = 32768      # the generation cap: Qwen3's recommended output length (module doc)
+TIMEOUT = 1800.0        # seconds per request: a 32768-token answer at ~20 tokens/s fits
+RETRIES = 2             # more attempts after HTTP 429/5xx (not after a time-out)
+DOWN_AFTER = 3          # consecutive cases whose server cannot be reached: stop (the server is down)
+BACKOFF = 2.0           # seconds before the first retry; doubled each time
 HUB_REPO = 'liminghao1630/API-Bank'
 SAMPLE_DIR = Path(__file__).with_name('data') / 'apibank_sample'
 PY_TO_JSON_TYPE = {'str': 'string', 'int': 'integer', 'float': 'number', 'bool': 'boolean', 'list': 'array',
@@ -313,14 +331,60 @@ def score(records: List[Dict[str, Any]], levels: List[int]) -> Dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 # Glue: query the served model
 # ---------------------------------------------------------------------------------------------------------
+class ServerDown(RuntimeError):
+    """The server cannot be reached at all (not a per-case failure)."""
+
+
 def query(client, model: str, case: Case, max_tokens: Optional[int], temperature: float) -> Dict[str, Any]:
-    """One chat request. ``max_tokens`` None: none is sent, so the answer may use what the prompt leaves of the
-    server's window, as bfcl-eval's handler does for BFCL: a thinking model, or one trained on rationales,
-    is not cut before its call (a 256-token cap did that, biasing the table against reasoning methods)."""
+    """One chat request; the reply message with its ``finish_reason``. ``max_tokens`` None: none is sent (the
+    server's window bounds the answer)."""
     kwargs = {} if max_tokens is None else {'max_tokens': max_tokens}
     resp = client.chat.completions.create(model=model, messages=case.messages, tools=case.tools,
                                           temperature=temperature, **kwargs)
-    return resp.choices[0].message.model_dump()
+    msg = resp.choices[0].message.model_dump()
+    msg['finish_reason'] = resp.choices[0].finish_reason
+    return msg
+
+
+def _retryable(e: BaseException) -> bool:
+    import openai
+    status = getattr(e, 'status_code', None)
+    return isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError) or \
+        (status is not None and (status == 429 or status >= 500))
+
+
+def run_case(client, model: str, case: Case, max_tokens: Optional[int], temperature: float,
+             retries: int = RETRIES, backoff: Optional[float] = None) -> Dict[str, Any]:
+    """The case's record: scored, or wrong with the reason it failed. Never raises for a per-case failure;
+    raises :class:`ServerDown` when the server cannot be reached after the retries."""
+    import openai
+    rec: Dict[str, Any] = {'case_id': case.case_id, 'level': case.level, 'gold': case.gold}
+    for attempt in range(retries + 1):
+        try:
+            msg = query(client, model, case, max_tokens, temperature)
+            break
+        except Exception as e:  # noqa: BLE001 - whatever the SDK or the reply throws is this case's failure
+            if attempt < retries and _retryable(e):
+                time.sleep((BACKOFF if backoff is None else backoff) * 2 ** attempt)
+                continue
+            if isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError):
+                raise ServerDown(f'{type(e).__name__}: {e}') from e
+            status = getattr(e, 'status_code', None)
+            kind = ('timeout' if isinstance(e, openai.APITimeoutError) else f'http_{status}' if status
+                    else type(e).__name__)
+            return {**rec, 'correct': False, 'reason': f'error:{kind}', 'pred': [], 'response': None,
+                    'error': f'{type(e).__name__}: {str(e)[:300]}', 'attempts': attempt + 1}
+    pred = extract_calls(msg)
+    ok, why = match_calls(pred, case.gold)
+    if msg.get('finish_reason') == 'length':  # a runaway: cut at the generation cap, never a finished answer
+        ok, why = False, 'length_cap'
+    return {**rec, 'correct': ok, 'reason': why, 'pred': pred, 'response': msg.get('content'),
+            'finish_reason': msg.get('finish_reason')}
+
+
+def is_failure(rec: Dict[str, Any]) -> bool:
+    """A record of a case that failed (an error or the cap), not of an answer that was judged."""
+    return str(rec.get('reason', '')).startswith('error:') or rec.get('reason') == 'length_cap'
 
 
 def load_cases(levels: List[int], data_dir: Optional[str], limit: Optional[int]) -> List[Case]:
@@ -345,15 +409,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--paper-row', default=None, help='paper row this run reproduces, e.g. Qwen3-8B/AWPO')
     p.add_argument('--results-dir', default='results')
     p.add_argument('--on-exists', default='refuse', choices=R.ON_EXISTS)
-    p.add_argument('--max-tokens', type=int, default=None,
-                   help='answer cap; default none, as BFCL (the server window, eval.serve EVAL_MAX_MODEL_LEN, bounds it)')
+    p.add_argument('--max-tokens', type=int, default=MAX_TOKENS,
+                   help="generation cap (default %(default)s, Qwen3's recommended output length; 0 = none)")
+    p.add_argument('--timeout', type=float, default=TIMEOUT, help='seconds per request (default %(default)s)')
+    p.add_argument('--retries', type=int, default=RETRIES, help='more attempts after HTTP 429/5xx (not time-outs)')
+    p.add_argument('--retry-failed', action='store_true',
+                   help='run again the cases an earlier (interrupted) run recorded as failed (error / length cap)')
     p.add_argument('--temperature', type=float, default=0.0)
     args = p.parse_args(argv)
+    max_tokens = args.max_tokens or None
     levels = [int(x) for x in args.levels.split(',') if x]
     data_dir = str(SAMPLE_DIR) if args.sample else args.data_dir
     cases = load_cases(levels, data_dir, args.limit)
     paths = R.plan_run(args.results_dir, args.name, 'apibank', args.on_exists)
-    done = {r['case_id']: r for r in R.read_cases(paths.cases)}
+    done = {r['case_id']: r for r in R.read_cases(paths.cases)}  # the last record of a case wins
+    if args.retry_failed:
+        done = {k: r for k, r in done.items() if not is_failure(r)}
     todo = [c for c in cases if c.case_id not in done]
     print(f'[apibank] {len(cases)} cases ({len(done)} already in {paths.cases}), levels {levels}', file=sys.stderr)
     t0 = time.time()
@@ -364,20 +435,47 @@ def main(argv: Optional[List[str]] = None) -> int:
             with server_from_args(args, log_path=str(paths.summary.with_suffix('.server.log'))) as url:
                 model = served_model_name(url, args.served_name if args.base_url else
                                           (args.served_name or 'awpo-eval'))
-                client = OpenAI(base_url=url, api_key=os.environ.get('OPENAI_API_KEY', 'EMPTY'), timeout=300)
+                client = OpenAI(base_url=url, api_key=os.environ.get('OPENAI_API_KEY', 'EMPTY'),
+                                timeout=args.timeout, max_retries=0)  # our retries only (module doc)
+                down = 0
                 for case in tqdm(todo, desc='API-Bank', unit='case'):
-                    msg = query(client, model, case, args.max_tokens, args.temperature)
-                    pred = extract_calls(msg)
-                    ok, why = match_calls(pred, case.gold)
-                    rec = {'case_id': case.case_id, 'level': case.level, 'correct': ok, 'reason': why,
-                           'pred': pred, 'gold': case.gold, 'response': msg.get('content')}
+                    try:
+                        rec = run_case(client, model, case, max_tokens, args.temperature, args.retries)
+                    except ServerDown as e:
+                        down += 1
+                        if down >= DOWN_AFTER:
+                            raise
+                        print(f'[apibank] {case.case_id}: server unreachable ({e}); not recorded', file=sys.stderr)
+                        continue
+                    down = 0
+                    if is_failure(rec):
+                        print(f"[apibank] {case.case_id}: {rec['reason']} {rec.get('error', '')} -> wrong",
+                              file=sys.stderr)
                     R.append_case(paths.cases, rec)
                     done[case.case_id] = rec
         except ServeError as e:
             print(f'[apibank] error: {e}', file=sys.stderr)
             return 2
+        except ServerDown as e:
+            print(f'[apibank] error: the server cannot be reached ({DOWN_AFTER} cases in a row: {e}); '
+                  f'{len(done)} cases are recorded in {paths.cases}: run the same command again to resume',
+                  file=sys.stderr)
+            return 2
+    missing = [c.case_id for c in cases if c.case_id not in done]
+    if missing:  # unreachable server for a case or two: no score from a partial set
+        print(f'[apibank] {len(missing)} cases not recorded (server unreachable), e.g. {missing[0]}: run the same '
+              f'command again to resume', file=sys.stderr)
+        return 2
     records = [done[c.case_id] for c in cases]
     scores = score(records, levels)
+    failures: Dict[str, int] = {}
+    for r in records:
+        if is_failure(r):
+            failures[r['reason']] = failures.get(r['reason'], 0) + 1
+    scores['failed_cases'] = failures  # counted wrong; {} when every case got an answer
+    if failures:
+        print(f'[apibank] {sum(failures.values())} cases failed and count as wrong: {failures} '
+              f'(--retry-failed runs them again)', file=sys.stderr)
     if args.sample or args.limit:  # not the official test set in full: tables mark these cells with *
         scores['partial_columns'] = ['Overall'] + [f'L{lv}' for lv in levels]
     summary = R.write_summary(
@@ -385,7 +483,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         model={'model_path': args.model_path, 'base_url': args.base_url, 'base_model': args.base_model},
         scores=scores,
         settings={'levels': levels, 'limit': args.limit, 'data': data_dir or str(cache_dir()),
-                  'max_tokens': args.max_tokens, 'temperature': args.temperature,
+                  'max_tokens': max_tokens, 'timeout': args.timeout, 'retries': args.retries,
+                  'temperature': args.temperature,
                   'rule': 'calls == [gold]: same name, same argument names, type-strict equal values',
                   'paper_row': args.paper_row},
         extra={'wall_time_s': round(time.time() - t0, 1)})

@@ -107,43 +107,129 @@ def test_score_is_per_level_and_micro_overall():
     assert s['n'] == 7 and s['L2_n'] == 2
 
 
-def test_no_256_token_cap_by_default_as_bfcl(tmp_path):
-    """Issue 14.6: a thinking model / a model trained on rationales must not be cut before its call. By default
-    no max_tokens is sent (as bfcl-eval's handler does; the server window bounds the answer); --max-tokens N
-    still caps. Checked on the requests a real HTTP server on 127.0.0.1 receives."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    bodies = []
+class ScriptedServer:
+    """A real OpenAI-compatible server on 127.0.0.1 whose answer depends on the case asked: ``ok`` (the gold
+    call), ``hang`` (sleeps past the client's time-out), ``500`` (HTTP 500), ``runaway`` (never stops: cut at
+    ``max_tokens`` with finish_reason length; without max_tokens it hangs), ``garbage`` (HTTP 200 whose body is
+    not JSON). ``bodies`` records every request."""
 
-    class H(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
+    def __init__(self, plan):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.plan, self.bodies = plan, []  # plan: {json.dumps(messages): action}
+        server = self
 
-        def _send(self, obj):
-            data = json.dumps(obj).encode()
-            self.send_response(200)
-            self.send_header('Content-Type', 'application/json')
-            self.send_header('Content-Length', str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
 
-        def do_GET(self):
-            self._send({'object': 'list', 'data': [{'id': 'm', 'object': 'model', 'created': 0, 'owned_by': 'x'}]})
+            def _send(self, status, obj):
+                data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
-        def do_POST(self):
-            bodies.append(json.loads(self.rfile.read(int(self.headers['Content-Length']))))
-            self._send({'id': 'c', 'object': 'chat.completion', 'created': 0, 'model': 'm',
-                        'choices': [{'index': 0, 'finish_reason': 'stop',
-                                     'message': {'role': 'assistant', 'content': 'no call'}}]})
+            def do_GET(self):
+                self._send(200, {'object': 'list', 'data': [{'id': 'm', 'object': 'model', 'created': 0,
+                                                             'owned_by': 'x'}]})
 
-    srv = ThreadingHTTPServer(('127.0.0.1', 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f'http://127.0.0.1:{srv.server_address[1]}/v1'
+            def do_POST(self):
+                import time
+                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+                server.bodies.append(body)
+                action, gold = server.plan.get(json.dumps(body['messages']), ('ok', None))
+                content, calls, finish = 'no call', None, 'stop'
+                if action == 'hang' or (action == 'runaway' and 'max_tokens' not in body):
+                    time.sleep(3)
+                if action == '500':
+                    return self._send(500, {'error': {'message': 'stub: internal error', 'type': 'server_error'}})
+                if action == 'close':  # the connection drops without an answer (a server going down)
+                    return
+                if action == 'garbage':
+                    return self._send(200, b'<html>502 Bad Gateway</html>')
+                if action == 'runaway':
+                    content, finish = 'Let me think again. ' * (body['max_tokens'] // 4), 'length'
+                if action == 'ok' and gold:
+                    calls = [{'id': 'c1', 'type': 'function', 'function': {
+                        'name': gold['name'], 'arguments': json.dumps(gold['arguments'])}}]
+                self._send(200, {'id': 'c', 'object': 'chat.completion', 'created': 0, 'model': 'm',
+                                 'choices': [{'index': 0, 'finish_reason': finish, 'message': {
+                                     'role': 'assistant', 'content': content, 'tool_calls': calls}}]})
+
+        self.srv = ThreadingHTTPServer(('127.0.0.1', 0), H)
+        self.srv.daemon_threads = True
+        self.url = f'http://127.0.0.1:{self.srv.server_address[1]}/v1'
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_every_per_case_failure_is_a_recorded_wrong_answer_and_resume_skips_it(tmp_path, monkeypatch, capsys):
+    """Issue 21.3: a hang (time-out), HTTP 500, a runaway answer and a reply the SDK cannot read are each that
+    case's wrong answer with its reason; the run finishes; a resume asks nothing again; --retry-failed does.
+    Every request carries the generation cap (32768), and a time-out is not retried."""
+    monkeypatch.setattr(A, 'BACKOFF', 0.01)
+    cases = A.load_cases([1, 2], str(A.SAMPLE_DIR), None)
+    assert len(cases) == 6
+    actions = ['hang', '500', 'runaway', 'garbage', 'ok', 'ok']
+    srv = ScriptedServer({json.dumps(c.messages): (a, c.gold) for c, a in zip(cases, actions)})
+    common = ['--base-url', srv.url, '--sample', '--levels', '1,2', '--results-dir', str(tmp_path),
+              '--timeout', '1', '--retries', '1', '--name', 'r']
     try:
-        common = ['--base-url', url, '--sample', '--levels', '1', '--limit', '2', '--results-dir', str(tmp_path)]
-        assert A.main(common + ['--name', 'a']) == 0
-        assert len(bodies) == 2 and all('max_tokens' not in b for b in bodies)
-        assert A.main(common + ['--name', 'b', '--max-tokens', '300']) == 0
-        assert [b.get('max_tokens') for b in bodies[2:]] == [300, 300]
+        assert A.main(common) == 0
+        recs = {r['case_id']: r for r in map(json.loads, (tmp_path / 'r' / 'apibank.cases.jsonl').read_text().splitlines())}
+        reasons = [recs[c.case_id]['reason'] for c in cases]
+        assert reasons[:3] == ['error:timeout', 'error:http_500', 'length_cap'] and reasons[3].startswith('error:')
+        assert reasons[4:] == ['correct', 'correct']
+        assert [recs[c.case_id]['correct'] for c in cases] == [False] * 4 + [True] * 2
+        summary = json.loads((tmp_path / 'r' / 'apibank.json').read_text())
+        assert summary['scores']['Overall'] == round(100 * 2 / 6, 2)
+        assert sum(summary['scores']['failed_cases'].values()) == 4
+        assert summary['settings']['max_tokens'] == 32768
+        assert {b['max_tokens'] for b in srv.bodies} == {32768}  # the cap is sent by default
+        per_case = [sum(json.dumps(b['messages']) == json.dumps(c.messages) for b in srv.bodies) for c in cases]
+        assert per_case[:3] == [1, 2, 1]  # time-out: not retried; 500: one retry (--retries 1); runaway: once
+        n = len(srv.bodies)
+        # an interrupted run (cases file, no summary) resumes: nothing is asked again, the scores are the same
+        (tmp_path / 'r' / 'apibank.json').unlink()
+        assert A.main(common) == 0 and len(srv.bodies) == n
+        assert json.loads((tmp_path / 'r' / 'apibank.json').read_text())['scores']['Overall'] == summary['scores']['Overall']
+        # --retry-failed asks the four failed cases again (the server is fine now)
+        (tmp_path / 'r' / 'apibank.json').unlink()
+        srv.plan = {json.dumps(c.messages): ('ok', c.gold) for c in cases}
+        assert A.main(common + ['--retry-failed']) == 0 and len(srv.bodies) == n + 4
+        again = json.loads((tmp_path / 'r' / 'apibank.json').read_text())['scores']
+        assert again['Overall'] == 100.0 and again['failed_cases'] == {}
+        # a server that goes down is not a per-case failure: after 3 cases in a row the run stops without
+        # recording them, and the same command resumes once the server is back
+        srv.plan = {json.dumps(c.messages): ('close', c.gold) for c in cases}
+        down = common[:-1] + ['down']
+        assert A.main(down) == 2 and 'cannot be reached (3 cases in a row' in capsys.readouterr().err
+        assert not (tmp_path / 'down' / 'apibank.cases.jsonl').exists() or \
+            (tmp_path / 'down' / 'apibank.cases.jsonl').read_text() == ''
+        srv.plan = {json.dumps(c.messages): ('ok', c.gold) for c in cases}
+        assert A.main(down) == 0
+        assert json.loads((tmp_path / 'down' / 'apibank.json').read_text())['scores']['Overall'] == 100.0
     finally:
-        srv.shutdown()
+        srv.stop()
+
+
+def test_generation_cap_default_and_override(tmp_path):
+    """Issue 14.6 / 21.3: no 256-token cut; the default cap is Qwen3's recommended 32768, --max-tokens N sets
+    another, 0 sends none."""
+    srv = ScriptedServer({})
+    try:
+        common = ['--base-url', srv.url, '--sample', '--levels', '1', '--limit', '1', '--results-dir', str(tmp_path)]
+        assert A.main(common + ['--name', 'a']) == 0
+        assert A.main(common + ['--name', 'b', '--max-tokens', '300']) == 0
+        assert A.main(common + ['--name', 'c', '--max-tokens', '0']) == 0
+        assert [b.get('max_tokens') for b in srv.bodies] == [32768, 300, None]
+    finally:
+        srv.stop()
