@@ -19,7 +19,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from plugin.toolcall_format import render_tool_calls
+from plugin.toolcall_format import parse_completion, parse_ground_truth, render_tool_calls
 
 from .dialogue import row_key
 from .manifest import atomic_writer, remove_manifest, write_manifest
@@ -32,6 +32,7 @@ NO_RATIONALE = 'without a rationale'
 BAD_GROUND_TRUTH = 'ground_truth is not JSON'
 BAD_CALLS = 'ground_truth is not a list of calls'
 NO_ANSWER = 'direct answer without reference_answer'
+UNREADABLE_TARGET = 'target does not read back as its ground truth'
 HISTORY_ROLES = ('assistant', 'tool_call')
 
 
@@ -78,6 +79,16 @@ def sft_target(row: dict) -> str:
     return f'<think>\n{rationale.strip()}\n</think>\n\n{action}'
 
 
+def check_reads_back(row: dict, target: str) -> None:
+    """The target must read back through the outcome reward's parser as exactly the row's ground truth, with a
+    valid format: tag text in the rationale or answer (a `</think>`, a `<tool_call>` in front of the calls)
+    would train a layout the reward scores below the gold (issue 19). Such a row is a counted skip."""
+    parsed = parse_completion(target)
+    if not parsed.format_ok or parsed.calls != parse_ground_truth(row['ground_truth']):
+        raise SFTRowError(UNREADABLE_TARGET, f'row {_key(row)}: {parsed.error or "other calls"} '
+                                             '(tag text in the rationale or answer)')
+
+
 def mask_history(messages: list) -> list:
     """Copies of the prompt messages, earlier actions (`assistant` / `tool_call`) marked `"loss": false`."""
     out = []
@@ -98,6 +109,7 @@ def sft_row(row: dict) -> dict:
     if not isinstance(row['messages'], list) or not row['messages']:
         raise SFTRowError(MISSING_FIELD, f'row {_key(row)}: messages is not a non-empty list')
     target = sft_target(row)
+    check_reads_back(row, target)
     return {'messages': [*mask_history(row['messages']), {'role': 'assistant', 'content': target}],
             'tools': row['tools'], 'source': row['source'], 'dialogue_id': row['dialogue_id'], 'step': row['step']}
 

@@ -332,6 +332,9 @@ def test_sft_export_target_parses_back_to_the_gold_with_tag_text():
            'ground_truth': json.dumps([{'name': 'mailcheck', 'arguments': {'domain': 'a</tool_call>'}}])}
     with pytest.raises(SFTRowError, match='</tool_call>'):
         sft_row(bad)
+    # a rationale holding </think> would close the think block early: the target would fail the format
+    with pytest.raises(SFTRowError, match='does not read back'):
+        sft_row({**row, 'reference_rationale': 'The user asks what </think> means.'})
 
 
 def test_rationale_prompt_holds_tag_text_verbatim_and_xlam_required():
