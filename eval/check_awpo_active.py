@@ -16,16 +16,18 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from eval.jsonl import read_jsonl
+from eval.jsonl import global_step, latest_per_step, read_jsonl
 
 KEYS = ('awpo/gate_open_frac', 'awpo/w_mix_mean', 'awpo/clip_eps')
 
 
 def read_steps(run_dir: Path) -> List[dict]:
-    """The logged training steps that carry AWPO's metrics (``eval.jsonl``'s rule: a torn last line is left
-    out, a bad line before the end is an error naming file and line)."""
+    """The logged training steps that carry AWPO's metrics, one per step after a resume (the last occurrence,
+    ``eval.jsonl.latest_per_step``; a torn last line is left out, a bad line before the end is an error
+    naming file and line)."""
     records, _ = read_jsonl(Path(run_dir) / 'logging.jsonl')
-    return [rec for _, rec in records if isinstance(rec, dict) and all(k in rec for k in KEYS)]
+    steps = [rec for _, rec in records if isinstance(rec, dict) and all(k in rec for k in KEYS)]
+    return latest_per_step(steps, global_step)
 
 
 def active_step(rec: dict, eps_max: float) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 
 class JsonlError(ValueError):
@@ -49,3 +49,38 @@ def truncate_torn_tail(path: str | Path) -> bool:
     with open(path, 'r+b') as f:
         f.truncate(cut)
     return True
+
+
+def latest_per_step(records: List[Any], step_of: Callable[[Any], Optional[int]]) -> List[Any]:
+    """One record per training step from a log a resumed run appended to (ms-swift's ``logging.jsonl`` and
+    ``completions.jsonl`` are append-only: a run resumed from checkpoint N logs steps N+1.. again, after the
+    lines the killed run had already written for them). Walking the file in order, a record whose step is not
+    above the previous step's starts a new segment and replaces every kept record of that step or later:
+    the last occurrence of each step wins, in file order. Records without a step (``step_of`` -> None, e.g.
+    the final ``train_runtime`` line) are kept where they are."""
+    kept: List[Tuple[Optional[int], Any]] = []
+    last: Optional[int] = None
+    for rec in records:
+        s = step_of(rec)
+        if s is not None:
+            if last is not None and s <= last:
+                kept = [(k, r) for k, r in kept if k is None or k < s]
+            last = s
+        kept.append((s, rec))
+    return [r for _, r in kept]
+
+
+def global_step(rec: Any) -> Optional[int]:
+    """The step of an ms-swift log record: ``global_step/max_steps`` ("3/10") or a ``step`` column (a list of
+    equal strings in completions.jsonl, one line per logging step); None if it has none."""
+    if not isinstance(rec, dict):
+        return None
+    v = rec.get('global_step/max_steps')
+    if v is None:
+        v = rec.get('step')
+        if isinstance(v, list):
+            v = v[0] if v else None
+    try:
+        return int(str(v).split('/')[0]) if v is not None else None
+    except ValueError:
+        return None

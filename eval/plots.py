@@ -27,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from eval.jsonl import read_jsonl
+from eval.jsonl import global_step, latest_per_step, read_jsonl
 
 REWARD_KEYS = {'outcome': 'rewards/AWPOOutcome/mean', 'judge': 'rewards/AWPOJudge/mean', 'total': 'reward'}
 AWPO_KEYS = ['awpo/gate_open_frac', 'awpo/w_mix_mean', 'awpo/prio_frac', 'awpo/clip_eps', 'awpo/d_mean',
@@ -61,7 +61,8 @@ def _records(path: Path) -> List[Tuple[int, Dict[str, Any]]]:
 
 
 def read_log(path: Path) -> List[Dict[str, Any]]:
-    """Training log lines with an integer ``step`` (from ``global_step/max_steps``); eval/summary lines out."""
+    """Training log lines with an integer ``step`` (from ``global_step/max_steps``); eval/summary lines out;
+    one line per step after a resume (``eval.jsonl.latest_per_step``: the last occurrence wins)."""
     rows = []
     for i, obj in _records(path):
         gs = obj.get('global_step/max_steps')
@@ -72,7 +73,11 @@ def read_log(path: Path) -> List[Dict[str, Any]]:
         except ValueError:
             raise ValueError(f'{path}:{i}: global_step/max_steps is {gs!r}, not "STEP/MAX"') from None
         rows.append(obj)
-    return rows
+    kept = latest_per_step(rows, lambda r: r['step'])
+    if len(kept) < len(rows):
+        print(f'[plots] {path}: {len(rows) - len(kept)} step line(s) logged again by a resumed run: '
+              'the last occurrence of each step is used', file=sys.stderr)
+    return kept
 
 
 def series(rows: List[Dict[str, Any]], key: str) -> Tuple[List[int], List[float]]:
@@ -117,9 +122,15 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
 
 
 def read_completions(path: Path) -> List[Dict[str, Any]]:
-    """Flatten completions.jsonl (objects of columns) into one record per completion."""
+    """Flatten completions.jsonl (objects of columns) into one record per completion; after a resume only the
+    last logging of each step (``eval.jsonl.latest_per_step``)."""
     out = []
-    for i, table in _records(path):
+    recs = _records(path)
+    kept = latest_per_step(recs, lambda r: global_step(r[1]))
+    if len(kept) < len(recs):
+        print(f'[plots] {path}: {len(recs) - len(kept)} line(s) of steps logged again by a resumed run left out',
+              file=sys.stderr)
+    for i, table in kept:
         n = len(table.get('prompt', []))
         for col, vals in table.items():
             if not isinstance(vals, list) or len(vals) != n:

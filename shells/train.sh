@@ -86,7 +86,15 @@ if already_planned "train $OUT"; then
   exit 0
 fi
 RESUME=()
-last_ckpt=$(find "$OUT" -maxdepth 1 -name "checkpoint-*" 2>/dev/null | sort -V | tail -n 1 || true)
+# Resume from the newest COMPLETE checkpoint (eval/checkpoints.py and docs/training.md say what complete
+# means): a newer one left incomplete by a kill mid-save is moved to OUT/incomplete/ (never deleted; a dry
+# run only reports it), so ms-swift does not crash on it.
+aside=(--move-aside); [ "$DRY_RUN" = 1 ] && aside=()
+last_ckpt=""
+if [ -d "$OUT" ]; then
+  last_ckpt=$(PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" python -m eval.checkpoints "${aside[@]}" "$OUT") ||
+    die "could not check the checkpoints in $OUT (python -m eval.checkpoints)"
+fi
 if [ -n "$last_ckpt" ]; then
   say "resuming from $last_ckpt"
   RESUME=(--resume_from_checkpoint "$last_ckpt")

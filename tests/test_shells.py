@@ -372,11 +372,15 @@ def test_judge_methods_refuse_to_start_without_a_judge_endpoint(tmp_path):
 
 
 def test_done_runs_are_skipped_and_interrupted_runs_resume(tmp_path):
+    from testsupport.checkpoints import make_checkpoint
     out = tmp_path / 'runs' / 'qwen3-1.7b' / 'grpo'
     for step in (100, 200, 1000):
-        (out / f'checkpoint-{step}').mkdir(parents=True)
-    [(_, argv)] = commands(sh(tmp_path, 'train.sh', '--dry-run', 'grpo', 'qwen3-1.7b').stdout)
-    assert argv[argv.index('--resume_from_checkpoint') + 1] == str(out / 'checkpoint-1000')
+        make_checkpoint(out, step, 'zero3')
+    (out / 'checkpoint-1000' / 'latest').unlink()   # a ZeRO-3 save killed before its `latest` (issue 21.8)
+    p = sh(tmp_path, 'train.sh', '--dry-run', 'grpo', 'qwen3-1.7b')
+    [(_, argv)] = commands(p.stdout)
+    assert argv[argv.index('--resume_from_checkpoint') + 1] == str(out / 'checkpoint-200')
+    assert 'checkpoint-1000 is incomplete' in p.stderr and (out / 'checkpoint-1000').is_dir()  # dry run: not moved
     (out / 'DONE').write_text('x')
     p = sh(tmp_path, 'train.sh', '--dry-run', 'grpo', 'qwen3-1.7b')
     assert p.stdout == '' and 'already done' in p.stderr
