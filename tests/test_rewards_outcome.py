@@ -698,3 +698,22 @@ def test_invisible_only_text_answer_scores_as_empty(answer):
 @pytest.mark.parametrize('answer', ['No.', '\u200bNo tool fits.', '猫', '\U0001F642', 'é', '0', '-'])
 def test_visible_text_answers_still_count(answer):
     assert outcome_scores('<think>\nx\n</think>\n\n' + answer, []) == (1.0, 1.0)
+
+
+def test_tag_text_values_read_alike_by_ms_swift_hermes_template(swift_funcs):
+    """ms-swift's hermes template reads `<tool_call>(.+?)</tool_call>` (DOTALL): it reads the calls this parser
+    reads from values holding tag text, and, like it, cannot read a value holding `</tool_call>`."""
+    from swift.agent_template.hermes import HermesAgentTemplate
+    tmpl = HermesAgentTemplate()
+    rng = random.Random(7)
+    for calls in [[call('search', q=f'what does {t} mean') for t in TAGS]] + [_random_calls(rng) for _ in range(200)]:
+        msgs = [{'role': 'tool_call', 'content': json.dumps(c, ensure_ascii=False)} for c in calls]
+        text = render_tool_calls(calls)
+        assert tmpl._format_tool_calls(msgs) == text
+        got = [(f.name, json.loads(f.arguments) if isinstance(f.arguments, str) else f.arguments)
+               for f in tmpl.get_toolcall(text)]
+        assert got == [(c['name'], c['arguments']) for c in calls] == [(c['name'], c['arguments'])
+                                                                        for c in parse_completion(text).calls]
+    broken = block(call('search', q='a </tool_call> b'))
+    assert parse_completion(broken).calls is None
+    assert [f.name for f in tmpl.get_toolcall(broken)] != ['search']
