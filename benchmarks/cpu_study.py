@@ -9,8 +9,10 @@ with the same seed, the same batch and the same number of steps, through the pro
 
 * ``grpo``        stock ms-swift GRPO on the outcome reward R_out = S_format + S_exec (Eq. 14);
 * ``mixed_grpo``  stock GRPO on R_out + R_judge (the paper's Figure 1 baseline);
+* ``gdpo``        ms-swift's GDPO (``--scale_rewards gdpo``) on the same two rewards (ours, not the paper's);
 * ``awpo``        AWPO (Eqs. 21-29);
-* ``--ablations`` adds ``awpo_no_gating``, ``awpo_no_difficulty``, ``awpo_no_clip`` (Table 5).
+* ``--ablations`` adds ``awpo_no_gating``, ``awpo_no_difficulty``, ``awpo_no_clip`` (Table 5) and the gate-rule
+  readings ``awpo_gate_plus_flat``, ``awpo_gate_flat_only`` (ours; docs/settings.md).
 
 Judge: the offline rubric by default; the OpenAI-compatible endpoint in ``AWPO_JUDGE_BASE_URL`` when it is set
 (the recipes' ``AWPO_CONFIG`` reads it; ``AWPO_JUDGE_MODEL`` names the served model).
@@ -56,8 +58,8 @@ from eval import plots as P
 
 REPO = Path(__file__).resolve().parents[1]
 
-METHODS = ['grpo', 'mixed_grpo', 'awpo']
-ABLATIONS = ['awpo_no_gating', 'awpo_no_difficulty', 'awpo_no_clip']
+METHODS = ['grpo', 'mixed_grpo', 'gdpo', 'awpo']
+ABLATIONS = ['awpo_no_gating', 'awpo_no_difficulty', 'awpo_no_clip', 'awpo_gate_plus_flat', 'awpo_gate_flat_only']
 
 
 class StudyError(RuntimeError):
@@ -431,7 +433,7 @@ def say(msg: str) -> None:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='bash shells/cpu_study.sh', description=__doc__.split('\n\n')[0])
-    p.add_argument('--ablations', action='store_true', help='also AWPO without gating / difficulty / dynamic clip')
+    p.add_argument('--ablations', action='store_true', help='also AWPO without gating / difficulty / dynamic clip, and its two other gate readings')
     p.add_argument('--steps', type=int, default=20, help='optimiser steps per run (default 20)')
     p.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
     p.add_argument('--study-dir', default=os.environ.get('STUDY_DIR') or 'runs/cpu_study')

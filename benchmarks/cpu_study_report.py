@@ -16,11 +16,13 @@ from eval import plots as P
 BEFORE = 'warmstart'                 # the name of the "before" run (the warm start itself)
 BFCL_CATEGORIES = ['simple_python', 'multiple']  # the BFCL smoke subset
 WINDOW = 5                           # the table's "first / last 5 steps"
-LABELS = {'grpo': 'GRPO (outcome)', 'mixed_grpo': 'Mixed-reward GRPO', 'awpo': 'AWPO',
+LABELS = {'grpo': 'GRPO (outcome)', 'mixed_grpo': 'Mixed-reward GRPO', 'gdpo': 'GDPO (ms-swift)', 'awpo': 'AWPO',
           'awpo_no_gating': 'AWPO w/o gating', 'awpo_no_difficulty': 'AWPO w/o difficulty',
-          'awpo_no_clip': 'AWPO w/o dynamic clip', BEFORE: 'warm start (before)'}
-COLORS = {'grpo': 'tab:blue', 'mixed_grpo': 'tab:orange', 'awpo': 'tab:green', 'awpo_no_gating': 'tab:red',
-          'awpo_no_difficulty': 'tab:purple', 'awpo_no_clip': 'tab:brown'}
+          'awpo_no_clip': 'AWPO w/o dynamic clip', 'awpo_gate_plus_flat': 'AWPO gate Eq.25 + flat groups',
+          'awpo_gate_flat_only': 'AWPO gate flat groups only', BEFORE: 'warm start (before)'}
+COLORS = {'grpo': 'tab:blue', 'mixed_grpo': 'tab:orange', 'gdpo': 'tab:gray', 'awpo': 'tab:green',
+          'awpo_no_gating': 'tab:red', 'awpo_no_difficulty': 'tab:purple', 'awpo_no_clip': 'tab:brown',
+          'awpo_gate_plus_flat': 'tab:cyan', 'awpo_gate_flat_only': 'tab:olive'}
 # Curves, one panel each: (title, function of a log row -> value or None).
 OUTCOME_KEY = 'rewards/AWPOOutcome/mean'
 SPLIT_OUTCOME_KEYS = ('rewards/AWPOFormat/mean', 'rewards/AWPOExec/mean')   # grpo logs R_out as two columns

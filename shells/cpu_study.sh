@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU study (issue 10, part 2): stock GRPO, Mixed-reward GRPO and AWPO from the same warm start, same rows,
+# The CPU study (issue 10, part 2): stock GRPO, Mixed-reward GRPO, GDPO and AWPO from the same warm start, same rows,
 # same seed, same number of steps; held-out and BFCL smoke scores before/after; curves and a table.
 #   bash shells/cpu_study.sh [--ablations] [--steps N] [--dry-run] [--publish docs/results] [--report-only] [--help]
 # Driver: python -m benchmarks.cpu_study (its --help lists every option). Each run goes through

@@ -111,7 +111,7 @@ def test_resume_keeps_finished_runs_and_redoes_a_half_run(tmp_path):
     (tmp_path / 'heldout').mkdir()
     (tmp_path / 'heldout' / 'awpo.json').write_text('{}')
     study = S.Study(S.parse_args(['--study-dir', str(tmp_path)]))
-    assert study.pending() == ['warmstart', 'mixed_grpo', 'awpo']
+    assert study.pending() == ['warmstart', 'mixed_grpo', 'gdpo', 'awpo']
     study.clean('awpo')
     assert not awpo.exists() and not (tmp_path / 'models' / 'awpo').exists()
     assert not (tmp_path / 'heldout' / 'awpo.json').exists()
@@ -131,7 +131,7 @@ def test_resume_keeps_finished_runs_and_redoes_a_half_run(tmp_path):
     assert not grpo.exists()
     (tmp_path / 'done' / 'grpo.json').write_text(json.dumps({'steps': 7}))
     forced = S.Study(S.parse_args(['--study-dir', str(tmp_path), '--force']))
-    assert forced.pending() == ['warmstart', 'grpo', 'mixed_grpo', 'awpo']
+    assert forced.pending() == ['warmstart', 'grpo', 'mixed_grpo', 'gdpo', 'awpo']
 
 
 def _dry(tmp_path, smollm2_dir, *extra, **env):
@@ -144,15 +144,16 @@ def test_dry_run_prints_the_same_run_for_every_method(tmp_path, smollm2_dir):
     cmds = _dry(tmp_path, smollm2_dir, '--ablations', '--steps', '12')
     study = tmp_path / 'study'
     rl = [(env, argv) for env, argv in cmds if argv[:2] == ['swift', 'rlhf']]
-    assert len(rl) == 6
+    assert len(rl) == 9
     jobs = [{'sub': 'rlhf', 'argv': argv[2:], 'env': env, 'world': 1, 'full': True} for env, argv in rl]
     jobs += [{'sub': 'export', 'argv': argv[2:], 'env': env, 'world': 1, 'full': False}
              for env, argv in cmds if argv[:2] == ['swift', 'export']]
     res = swift_parse(jobs, cwd=REPO)
     assert all(r['ok'] for r in res), [r.get('error') or r.get('rest') for r in res if not r['ok']]
-    args = [r['args'] for r in res[:6]]
+    args = [r['args'] for r in res[:9]]
     outs = [Path(a['output_dir']).name for a in args]
-    assert outs == ['grpo', 'mixed_grpo', 'awpo', 'awpo_no_gating', 'awpo_no_difficulty', 'awpo_no_clip']
+    assert outs == ['grpo', 'mixed_grpo', 'gdpo', 'awpo', 'awpo_no_gating', 'awpo_no_difficulty', 'awpo_no_clip',
+                    'awpo_gate_plus_flat', 'awpo_gate_flat_only']
     # same start, rows, seed, steps, batch and lengths for every run
     for key in ('model', 'dataset', 'seed', 'max_steps', 'num_generations', 'per_device_train_batch_size',
                 'gradient_accumulation_steps',
@@ -167,10 +168,14 @@ def test_dry_run_prints_the_same_run_for_every_method(tmp_path, smollm2_dir):
     assert args[0]['reward_funcs'] == ['awpo_format', 'awpo_exec'] and 'AWPO_CONFIG' not in rl[0][0]
     assert args[1]['reward_funcs'] == ['awpo_outcome', 'awpo_judge'] and args[1]['external_plugins'] == [
         'plugin/baselines.py']
-    assert [x['external_plugins'] for x in args[2:]] == [['plugin/awpo.py']] * 4
-    assert [env['AWPO_CONFIG'] for env, _ in rl[2:]] == [
+    # GDPO: the same rewards and plugin as Mixed-reward GRPO, ms-swift's gdpo scaling (issue 22)
+    assert args[2]['reward_funcs'] == args[1]['reward_funcs'] and args[2]['external_plugins'] == ['plugin/baselines.py']
+    assert (args[1]['scale_rewards'], args[2]['scale_rewards']) == ('group', 'gdpo')
+    assert [x['external_plugins'] for x in args[3:]] == [['plugin/awpo.py']] * 6
+    assert [env['AWPO_CONFIG'] for env, _ in rl[3:]] == [
         'shells/configs/awpo.yaml', 'shells/configs/awpo_no_gating.yaml', 'shells/configs/awpo_no_difficulty.yaml',
-        'shells/configs/awpo_no_clip.yaml']
+        'shells/configs/awpo_no_clip.yaml', 'shells/configs/awpo_gate_plus_flat.yaml',
+        'shells/configs/awpo_gate_flat_only.yaml']
     # before/after evaluations: the warm start and each merged run, held-out and BFCL smoke
     bfcl = [argv for _, argv in cmds if argv[:3] == ['python', '-m', 'eval.bfcl']]
     held = [argv for _, argv in cmds if argv[:3] == ['python', '-m', 'cpu_model.heldout']]
@@ -190,7 +195,7 @@ def test_dry_run_skips_finished_runs(tmp_path, smollm2_dir):
         (done / f'{name}.json').write_text('{}')
     cmds = _dry(tmp_path, smollm2_dir)
     outs = [Path(argv[argv.index('--output_dir') + 1]).name for _, argv in cmds if argv[:2] == ['swift', 'rlhf']]
-    assert outs == ['mixed_grpo', 'awpo']
+    assert outs == ['mixed_grpo', 'gdpo', 'awpo']
     assert not [a for _, a in cmds if a[:3] == ['python', '-m', 'eval.bfcl'] and 'warmstart' in a]
 
 
