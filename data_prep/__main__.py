@@ -1,10 +1,10 @@
-"""python -m data_prep {build,convert,demo,rationales,import-batch,sft,check-manifest} ... (see docs/data.md)."""
+"""python -m data_prep {build,convert,demo,length-filter,rationales,import-batch,sft,check-manifest} ... (see docs/data.md)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import bfcl_live, cli_build, cli_rationales
+from . import bfcl_live, cli_build, cli_rationales, length_filter
 from .manifest import ManifestError, check_manifest
 from .pipeline import StrictError
 
@@ -36,6 +36,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True)
     cli_build.add_parsers(sub)
     cli_rationales.add_parsers(sub)
+    length_filter.add_parser(sub)
     bfcl_live.add_parsers(sub)
     add_check_manifest_parser(sub)
     return parser

@@ -52,7 +52,8 @@ def cmd_rationales(args) -> int:
     if args.max_length:
         from .length_filter import apply_filter
         rows = apply_filter(rows, args.tokenizer, args.max_length, args.thinking, where=args.inp,
-                            report=args.out or args.export_batch)
+                            report=args.out or args.export_batch, template_type=args.template,
+                            model_type=args.model_type)
     if args.export_batch:
         return _export_batch(args, rows)
     if not args.out:
@@ -94,7 +95,8 @@ def cmd_import_batch(args) -> int:
 
 def cmd_sft(args) -> int:
     from .sft import export_sft
-    summary = export_sft(args.inp, args.out, strict=args.strict, progress=not args.quiet)
+    summary = export_sft(args.inp, args.out, strict=args.strict, progress=not args.quiet,
+                         thinking=args.thinking == 'true')
     print(summary.text(args.out))
     return 0
 
@@ -123,7 +125,10 @@ def add_parsers(sub) -> None:
                    help="drop rows whose prompt the backbone's template makes longer than this, before any request "
                         '(the recipe: MAX_LENGTH in shells/recipes/common.sh)')
     p.add_argument('--tokenizer', default=None, help="the backbone's tokenizer folder or hub id (with --max-length)")
-    p.add_argument('--thinking', choices=['true', 'false'], default='true', help='the backbone\'s thinking mode')
+    p.add_argument('--thinking', choices=['true', 'false'], default='false',
+                   help="the template's thinking mode for --max-length (false renders the longer prompt)")
+    p.add_argument('--template', default=None, help="--max-length: ms-swift template type, if not the folder's")
+    p.add_argument('--model-type', default=None, help='--max-length: ms-swift model type, if not detected')
     p.add_argument('--batch', action='store_true',
                    help='use the OpenAI Batch API: split, upload, create, poll, import (resumable, state in OUT.batch.json)')
     p.add_argument('--no-wait', action='store_true', help='--batch: submit / poll once and exit; rerun to continue')
@@ -144,6 +149,9 @@ def add_parsers(sub) -> None:
     p.add_argument('--in', dest='inp', required=True)
     p.add_argument('--out', required=True)
     p.add_argument('--strict', action='store_true', help='a row that cannot be exported is an error naming its line')
+    p.add_argument('--thinking', choices=['true', 'false'], default='true',
+                   help="the backbone's thinking mode: false = no <think> block, the rationale as plain text before "
+                        "the calls (shells/recipes/common.sh THINKING)")
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=cmd_sft)
 

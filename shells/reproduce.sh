@@ -98,7 +98,9 @@ if [ ${#DATA_FILES[@]} -gt 0 ] && [ "$LEADER" = 1 ]; then
   fi
   require_finished "$TRAIN_DATA"
   if need_data "$RATIONALE_DATA"; then
-    run python -m data_prep rationales --in "$TRAIN_DATA" --out "$RATIONALE_DATA" --model "$RATIONALE_MODEL"
+    # Rows RL would drop (prompt over MAX_LENGTH with the backbones' Qwen3 tokenizer) get no paid rationale.
+    run python -m data_prep rationales --in "$TRAIN_DATA" --out "$RATIONALE_DATA" --model "$RATIONALE_MODEL" \
+      --max-length "$MAX_LENGTH" --tokenizer "${RATIONALE_TOKENIZER:-Qwen/Qwen3-8B}" --model-type qwen3 --template qwen3
   fi
   require_finished "$RATIONALE_DATA"
   if [[ " $ROWS " == *" sft"* ]]; then
