@@ -55,6 +55,12 @@ TABLE4_SUBJECTS = {'math': 'Math', 'physics': 'Physics', 'chemistry': 'Chemistry
 BATCH_GPU, BATCH_CPU = 64, 8
 
 
+# One request: at most TIMEOUT s, RETRIES more attempts RETRY_INTERVAL s apart (evalscope's own retry loop); the
+# openai SDK's retries are off (--model-args max_retries=0), so they do not multiply evalscope's, and a hung
+# request does not wait out the SDK's 600 s default several times over.
+TIMEOUT, RETRIES, RETRY_INTERVAL = 1800, 2, 10
+
+
 def default_batch(backend: str) -> int:
     """``--batch`` default for the backend serving the model (``url``: a server elsewhere, taken as a GPU)."""
     return BATCH_CPU if backend == 'swift' else BATCH_GPU
@@ -116,12 +122,15 @@ def model_id(served: str) -> str:
 
 def evalscope_cmd(base_url: str, served: str, work_dir: Path, limit: Optional[int] = None,
                   dataset_dir: Optional[str] = None, max_tokens: int = MAX_TOKENS, batch: int = BATCH_GPU,
-                  resume: bool = False) -> List[str]:
+                  resume: bool = False, timeout: float = TIMEOUT, retries: int = RETRIES,
+                  retry_interval: int = RETRY_INTERVAL) -> List[str]:
     """The ``evalscope eval`` command line for the served model (``resume``: reuse the work folder's answers)."""
     cmd = ['evalscope', 'eval', '--model', served, '--model-id', model_id(served), '--eval-type', 'openai_api',
            '--api-url', base_url, '--api-key', os.environ.get('OPENAI_API_KEY', 'EMPTY'), '--datasets', 'mmlu_pro',
            '--work-dir', str(work_dir), '--no-timestamp', '--eval-batch-size', str(batch), '--ignore-errors',
-           '--generation-config', f'max_tokens={max_tokens},temperature=0.0']
+           '--model-args', 'max_retries=0',
+           '--generation-config', f'max_tokens={max_tokens},temperature=0.0,timeout={timeout},retries={retries},'
+                                  f'retry_interval={retry_interval}']
     if resume:
         cmd += ['--use-cache', str(work_dir)]
     if limit:
@@ -176,8 +185,12 @@ def read_reviews(folder: Path) -> Iterable[Dict[str, Any]]:
         for idx, rec in last.items():
             score = (rec.get('sample_score') or {}).get('score') or {}
             value = score.get('value') or {}
-            yield {'subject': subject, 'index': idx, 'answer': rec.get('target'), 'reply': score.get('prediction'),
-                   'n_options': n_options(rec.get('input')), 'evalscope_pred': score.get('extracted_prediction'),
+            target = rec.get('target')  # evalscope 1.14: a list (["B"]); older files: the letter
+            target = target[0] if isinstance(target, list) and target else target
+            prompt = [m for m in rec.get('messages') or [] if isinstance(m, dict) and m.get('role') == 'user'] \
+                or rec.get('input')  # the messages sent (1.14), or the legacy 'input'
+            yield {'subject': subject, 'index': idx, 'answer': target, 'reply': score.get('prediction'),
+                   'n_options': n_options(prompt), 'evalscope_pred': score.get('extracted_prediction'),
                    'evalscope_correct': bool(next(iter(value.values()), 0)) if value else None}
 
 
@@ -213,6 +226,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--max-tokens', type=int, default=MAX_TOKENS, help='answer budget (default %(default)s)')
     p.add_argument('--batch', type=int, default=None,
                    help=f'requests in flight (default {BATCH_GPU} on a GPU server or --base-url, {BATCH_CPU} with swift deploy)')
+    p.add_argument('--timeout', type=float, default=TIMEOUT, help='seconds per request (default %(default)s)')
+    p.add_argument('--retries', type=int, default=RETRIES, help='more attempts of a failed request (evalscope)')
     p.add_argument('--paper-row', default=None, help='paper row this run reproduces, e.g. Qwen3-8B/AWPO')
     p.add_argument('--results-dir', default='results')
     p.add_argument('--on-exists', default='refuse', choices=R.ON_EXISTS)
@@ -228,7 +243,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with server_from_args(args, log_path=str(work / 'server.log')) as url:
             served = served_model_name(url, args.served_name if args.base_url else (args.served_name or 'awpo-eval'))
-            cmd = evalscope_cmd(url, served, work, args.limit, args.dataset_dir, args.max_tokens, batch, resume)
+            cmd = evalscope_cmd(url, served, work, args.limit, args.dataset_dir, args.max_tokens, batch, resume,
+                                args.timeout, args.retries)
+            import shutil
+            cmd[0] = shutil.which('evalscope') or str(Path(sys.executable).with_name('evalscope'))
             print(f'[mmlu_pro] {" ".join(cmd)}', file=sys.stderr)
             with open(work / 'evalscope.log', 'a') as log:
                 r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)

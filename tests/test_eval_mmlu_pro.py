@@ -38,6 +38,9 @@ def test_command_is_accepted_by_evalscope(evalscope):
     assert cfg.dataset_args['mmlu_pro']['local_path'] == '/data/mmlu'
     assert cfg.generation_config.max_tokens == M.MAX_TOKENS == 32768 and cfg.generation_config.temperature == 0.0
     assert cfg.ignore_errors is True and cfg.eval_batch_size == 64 and cfg.use_cache is None
+    # retries are evalscope's alone (the SDK's are off), a request is bounded
+    assert cfg.model_args == {'max_retries': 0}
+    assert (cfg.generation_config.timeout, cfg.generation_config.retries) == (1800, 2)
     resumed = parsed(M.evalscope_cmd('http://127.0.0.1:9/v1', 'awpo-eval', Path('/tmp/w'), resume=True))
     assert resumed.use_cache == '/tmp/w'
     assert M.report_path(Path('/tmp/w'), 'awpo-eval') == Path('/tmp/w/reports/awpo-eval/mmlu_pro.json')
@@ -93,11 +96,16 @@ def test_tiger_guess_is_their_seeded_randint():
     assert M.n_options([{'role': 'user', 'content': 'is one of A,B,C,D,E,F,G,H,I,J; is one of A,B,C'}]) == 3
 
 
-def review(index, target, reply, extracted, acc, letters='A,B,C,D,E,F,G,H,I,J'):
+def review(index, target, reply, extracted, acc, letters='A,B,C,D,E,F,G,H,I,J', legacy=False):
+    """A review record as evalscope 1.14 writes it (target a list, the messages sent), or the older layout
+    (target a letter, the prompt as 'input')."""
     prompt = f"Answer the following ... where [LETTER] is one of {letters}. Think step by step before answering."
-    return {'index': index, 'input': prompt, 'target': target, 'sample_score': {
-        'score': {'value': {'acc': acc}, 'extracted_prediction': extracted, 'prediction': reply},
-        'sample_id': index}}
+    rec = {'index': index, 'sample_score': {'score': {'value': {'accuracy': acc}, 'extracted_prediction': extracted,
+                                                      'prediction': reply}, 'sample_id': index}}
+    if legacy:
+        return {**rec, 'input': prompt, 'target': target}
+    return {**rec, 'target': [target], 'messages': [{'role': 'user', 'content': prompt},
+                                                    {'role': 'assistant', 'content': reply}]}
 
 
 def test_both_extractions_over_review_files_and_a_failed_question_counts_wrong(evalscope, tmp_path):
@@ -107,7 +115,7 @@ def test_both_extractions_over_review_files_and_a_failed_question_counts_wrong(e
     math = [review(0, 'C', 'so the answer is (C)', 'C', 1.0),          # both right
             review(1, 'B', 'ANSWER: B', 'B', 1.0),                     # both right (TIGER: the last letter)
             review(2, 'G', 'hmm, no idea', None, 0.0),                 # TIGER's guess G hits; evalscope: wrong
-            review(3, 'A', 'The answer is (D)', None, 0.0)]            # both wrong
+            review(3, 'A', 'The answer is (D)', None, 0.0, legacy=True)]  # both wrong (an older file's layout)
     physics = [review(0, 'D', 'no idea', None, 0.0, letters='A,B,C,D'),  # 4 options: the guess is D
                review(1, 'A', 'ANSWER: A', 'A', 1.0, letters='A,B,C,D')]
     for rec in math + physics:
@@ -128,3 +136,81 @@ def test_both_extractions_over_review_files_and_a_failed_question_counts_wrong(e
     assert s['Overall'] == round(100 * 5 / 7, 2) and s['n'] == 7
     assert s['subjects']['physics'] == {'score': 66.67, 'n': 3, 'no_reply': 1, 'guessed': 1}
     assert s['subjects']['math']['guessed'] == 1
+
+
+@pytest.mark.slow
+def test_a_real_evalscope_run_with_a_slash_name_a_failed_question_and_a_resume(evalscope, tmp_path, capsys):
+    """Issue 21.2-21.4 end to end: the installed evalscope against a real server on 127.0.0.1, on a local
+    4-question MMLU-Pro copy, served as 'org/Stub-Model' (a '/' in the name). One question's request fails
+    (HTTP 500): the run finishes, the reported (TIGER) column counts it wrong; a resume asks only that one."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    data = tmp_path / 'mmlu'
+    data.mkdir()
+    opts10 = [f'option {i}' for i in range(10)]
+    test = [dict(question_id=1, question='What is q-one?', options=opts10, answer='C', answer_index=2, category='math'),
+            dict(question_id=2, question='What is q-two?', options=opts10, answer='B', answer_index=1, category='math'),
+            dict(question_id=3, question='What is q-three?', options=opts10, answer='A', answer_index=0, category='math'),
+            dict(question_id=4, question='What is q-four?', options=['w', 'x', 'y', 'z'], answer='D', answer_index=3,
+                 category='physics')]
+    val = [dict(question_id=100 + i, question=f'Example {cat} {i}?', options=opts10, answer='A', answer_index=0,
+                category=cat, cot_content="A: Let's think step by step. The answer is (A).")
+           for cat in ('math', 'physics') for i in range(5)]
+    for name, rows in (('default_test.jsonl', test), ('default_validation.jsonl', val)):
+        (data / name).write_text(''.join(json.dumps({'cot_content': '', 'src': 'x', **r}) + '\n' for r in rows))
+    replies = {'q-one': 'Let me see... the answer is (C).', 'q-two': 'Thinking.\nANSWER: B', 'q-three': 500,
+               'q-four': 'no idea, sorry'}
+    asked = []
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _send(self, status, obj):
+            body = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            self._send(200, {'object': 'list', 'data': [{'id': 'org/Stub-Model', 'object': 'model', 'created': 0,
+                                                         'owned_by': 'x'}]})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+            text = json.dumps(body['messages'])
+            key = next(k for k in replies if f'What is {k}?' in text)
+            asked.append(key)
+            reply = replies[key]
+            if reply == 500:
+                return self._send(500, {'error': {'message': 'stub: internal error', 'type': 'server_error'}})
+            self._send(200, {'id': 'c', 'object': 'chat.completion', 'created': 0, 'model': body['model'],
+                             'choices': [{'index': 0, 'finish_reason': 'stop',
+                                          'message': {'role': 'assistant', 'content': reply}}],
+                             'usage': {'prompt_tokens': 1, 'completion_tokens': 1, 'total_tokens': 2}})
+
+    srv = ThreadingHTTPServer(('127.0.0.1', 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    args = ['--base-url', f'http://127.0.0.1:{srv.server_address[1]}/v1', '--served-name', 'org/Stub-Model',
+            '--dataset-dir', str(data), '--retries', '0', '--results-dir', str(tmp_path / 'res'), '--name', 'r']
+    try:
+        assert M.main(args) == 0, capsys.readouterr().err[-3000:]
+        summary_path = tmp_path / 'res' / 'r' / 'mmlu_pro.json'
+        s = json.loads(summary_path.read_text())['scores']
+        work = tmp_path / 'res' / 'r' / 'mmlu_pro_work'
+        assert (work / 'reports' / 'Stub-Model' / 'mmlu_pro.json').is_file()  # the basename folder
+        assert s['Math'] == round(100 * 2 / 3, 2) and s['Physics'] == 100.0 and s['Overall'] == 75.0
+        assert s['subjects']['math']['no_reply'] == 1 and s['subjects']['physics']['guessed'] == 1
+        assert s['errored'] == {'math': 1} and s['evalscope']['n'] == 3  # evalscope's own: 3 questions scored
+        assert sorted(asked) == ['q-four', 'q-one', 'q-three', 'q-two']
+        # an interrupted run resumes: only the failed question is asked again
+        summary_path.unlink()
+        replies['q-three'] = 'The answer is (A)'
+        assert M.main(args) == 0, capsys.readouterr().err[-3000:]
+        assert sorted(asked[4:]) == ['q-three']
+        s = json.loads(summary_path.read_text())['scores']
+        assert s['Math'] == 100.0 and s['Overall'] == 100.0 and s['errored'] == {}
+    finally:
+        srv.shutdown()
