@@ -2,6 +2,10 @@
 
 target = `<think>{reference_rationale}</think>\n` + the calls in native hermes format
 (`plugin.toolcall_format.render_tool_calls`, the same text the outcome reward parses), or the text answer.
+For a backbone that runs with thinking off (`thinking=False`, `--thinking false`: Qwen3-4B-Instruct-2507,
+served without a reasoning parser) there is no `<think>` block: the rationale is plain text before the
+calls (where the outcome reward and the judge read a non-thinking model's reasoning), and a text answer is
+the answer alone (a rationale in front of it would become part of the answer).
 
 Only the target is trained: every earlier action of the dialogue (a `tool_call` or `assistant` message in
 the prompt) carries `"loss": false`, which ms-swift keeps through its row preprocessor and the merge of
@@ -55,7 +59,7 @@ def _no_constant(name: str):
     raise ValueError(f'{name} is not JSON')
 
 
-def sft_target(row: dict) -> str:
+def sft_target(row: dict, thinking: bool = True) -> str:
     rationale = row.get('reference_rationale')
     if not isinstance(rationale, str) or not rationale.strip():
         raise SFTRowError(NO_RATIONALE, f'row {_key(row)}: empty reference_rationale (run `rationales` first)')
@@ -76,7 +80,9 @@ def sft_target(row: dict) -> str:
         action = row.get('reference_answer') or ''
         if not isinstance(action, str) or not action:
             raise SFTRowError(NO_ANSWER, f'row {_key(row)}: direct-answer instance without reference_answer')
-    return f'<think>\n{rationale.strip()}\n</think>\n\n{action}'
+    if thinking:
+        return f'<think>\n{rationale.strip()}\n</think>\n\n{action}'
+    return f'{rationale.strip()}\n\n{action}' if calls else action
 
 
 def check_reads_back(row: dict, target: str) -> None:
@@ -99,7 +105,7 @@ def mask_history(messages: list) -> list:
     return out
 
 
-def sft_row(row: dict) -> dict:
+def sft_row(row: dict, thinking: bool = True) -> dict:
     """ms-swift SFT row: prompt messages (history masked) + the assistant target; `tools` unchanged."""
     if not isinstance(row, dict):
         raise SFTRowError(NOT_OBJECT, f'got {type(row).__name__}')
@@ -108,7 +114,7 @@ def sft_row(row: dict) -> dict:
             raise SFTRowError(MISSING_FIELD, f'row {_key(row)}: no {name!r}')
     if not isinstance(row['messages'], list) or not row['messages']:
         raise SFTRowError(MISSING_FIELD, f'row {_key(row)}: messages is not a non-empty list')
-    target = sft_target(row)
+    target = sft_target(row, thinking)
     check_reads_back(row, target)
     return {'messages': [*mask_history(row['messages']), {'role': 'assistant', 'content': target}],
             'tools': row['tools'], 'source': row['source'], 'dialogue_id': row['dialogue_id'], 'step': row['step']}
@@ -128,7 +134,7 @@ class ExportSummary:
         return '\n'.join(lines)
 
 
-def export_sft(inp: str, out: str, strict: bool = False, progress: bool = True) -> ExportSummary:
+def export_sft(inp: str, out: str, strict: bool = False, progress: bool = True, thinking: bool = True) -> ExportSummary:
     """Read rows of `inp` (JSONL), write SFT rows to `out` atomically, then its manifest.
 
     A bad row is skipped and counted with its reason; with `strict` it is a ValueError naming the input
@@ -146,7 +152,7 @@ def export_sft(inp: str, out: str, strict: bool = False, progress: bool = True) 
                     row = json.loads(line)
                 except (ValueError, RecursionError) as exc:
                     raise SFTRowError(NOT_JSON_LINE, str(exc)[:80]) from None
-                rec = json.dumps(sft_row(row), ensure_ascii=False, allow_nan=False)
+                rec = json.dumps(sft_row(row, thinking), ensure_ascii=False, allow_nan=False)
             except SFTRowError as exc:
                 if strict:
                     raise ValueError(f'sft: {inp} line {n}: {exc}') from None
@@ -161,5 +167,5 @@ def export_sft(inp: str, out: str, strict: bool = False, progress: bool = True) 
                 continue
             dst.write(rec + '\n')
             summary.written += 1
-    write_manifest(out, summary.written, input=inp, skipped=dict(summary.skipped))
+    write_manifest(out, summary.written, input=inp, skipped=dict(summary.skipped), thinking=thinking)
     return summary

@@ -13,10 +13,14 @@
 # trained with (shells/recipes/common.sh THINKING; reproduce.sh passes it). vLLM serving gets a
 # --max-model-len sized for the evaluation (eval/serve.py EVAL_MAX_MODEL_LEN); BFCL sends BFCL_THREADS
 # concurrent requests (default: 64 to vLLM or --base-url, 1 to swift deploy on the CPU; eval/bfcl.py).
-# Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE, BFCL_THREADS.
+# Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE, BFCL_THREADS,
+# MODEL_HUB (hf | modelscope: where vLLM / swift deploy download a hub id; the same hub training uses).
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=shells/recipes/common.sh
+source "$REPO_ROOT/shells/recipes/common.sh"
+hub_env || exit 2
 
 ONLY=bfcl,apibank,mmlu_pro; LIMIT=''; CATS=non_live,live,multi_turn; LEVELS=1,2,3; BASE_URL=''
 SAMPLE=0; PAPER_ROW=''; THINK=''
@@ -70,6 +74,6 @@ for bench in "${BENCHES[@]}"; do
   fi
   if already_planned "eval $NAME $bench"; then say "$bench for $NAME: planned above"; continue; fi
   say "$bench on $CKPT as '$NAME'"
-  run "${CMD[@]}"
+  run "${HUB_ENV[@]}" "${CMD[@]}"
 done
 [ "$DRY_RUN" = 1 ] || say "done in $(elapsed): results in $RESULTS_DIR/$NAME/"

@@ -3,12 +3,17 @@
 # before any paper-scale run. Every step must succeed and leave its output, or the script stops loudly.
 #   bash shells/gpu_smoke.sh [--dry-run] [MODEL]            (MODEL: a backbone of common.sh, default qwen3-1.7b)
 # 1. AWPO, colocate vLLM, ZeRO-3, on 2 ranks (SMOKE_GPUS, >= 2: the multi-process path the CPU cannot run),
-#    one optimiser step of 1 prompt x 8 completions, with the real judge (AWPO_JUDGE_BASE_URL).
+#    one optimiser step of 1 prompt x 8 completions at the recipe's learning rate (no warm-up: one warm-up
+#    step would be the whole run, at LR 0), with the real judge (AWPO_JUDGE_BASE_URL). train.sh gives the
+#    launch exactly SMOKE_GPUS GPUs (CUDA_VISIBLE_DEVICES): ms-swift would take 2 ranks on 8 visible GPUs
+#    for model parallel and refuse DeepSpeed and vLLM.
 # 2. GRPO in server mode: `swift rollout` (serve_rollout.sh) on GPU SMOKE_ROLLOUT_GPU, trainer on GPU
 #    SMOKE_TRAIN_GPU, one step (weight sync trainer -> server included).
 # 3. Serve step 1's checkpoint with vLLM (eval.sh: thinking mode, --max-model-len) and score 5 BFCL cases.
 # Data: the bundled demo set (data_prep demo), no paid step. Output: SMOKE_DIR (default runs-smoke/).
-# Needs: 3 GPUs (2 + 1 + 1 used one after another), AWPO_JUDGE_BASE_URL, bfcl-eval (setup_gpu.sh EXTRAS eval).
+# Each training step prints its memory plan (shells/memory_plan.py) and stops if the card cannot hold it.
+# Needs: SMOKE_GPUS GPUs (step 1; steps 2 and 3 use one or two of them), AWPO_JUDGE_BASE_URL, and bfcl-eval in
+# .venv-eval (shells/setup_gpu.sh installs it).
 set -euo pipefail
 # shellcheck source=shells/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -31,7 +36,8 @@ if [ "$DRY_RUN" != 1 ]; then
   mkdir -p "$SMOKE_DIR"
 fi
 # One optimiser step, 1 prompt x 8 completions: the flags after `--` override the recipe's batch (last wins).
-ONE_STEP=(--max_steps 1 --save_steps 1 --gradient_accumulation_steps 1)
+# --warmup_ratio 0: transformers rounds any warm-up ratio up to one step, and that step's LR is 0.
+ONE_STEP=(--max_steps 1 --save_steps 1 --gradient_accumulation_steps 1 --warmup_ratio 0)
 export DATA_DIR=$SMOKE_DIR/data RUNS_DIR=$SMOKE_DIR/runs RESULTS_DIR=$SMOKE_DIR/results
 fail() { die "SMOKE FAILED at $*"; }
 
@@ -63,7 +69,7 @@ else
   for _ in $(seq 1 120); do  # up to 20 minutes for the download and the vLLM start
     python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/health/', timeout=5)" 2>/dev/null && break
     kill -0 "$ROLLOUT_PID" 2>/dev/null || fail "step 2: swift rollout exited; see $SMOKE_DIR/rollout.log"
-    sleep 10
+    sleep "${SMOKE_POLL_S:-10}"
   done
   python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/health/', timeout=5)" ||
     fail "step 2: swift rollout not healthy after 20 min; see $SMOKE_DIR/rollout.log"

@@ -14,7 +14,9 @@
 # check-manifest`), not when it is merely non-empty: a killed rationales/SFT job is resumed, not trained on.
 # On several training nodes, run the same command on each with NNODES/NODE_RANK/MASTER_ADDR set (RANK is
 # read if NODE_RANK is not): data and evaluation run on node rank 0 only; the other nodes wait for the data
-# manifests, then join each training run. DATA_DIR and RUNS_DIR must be on a filesystem all nodes share
+# manifests, then join each training run, and after each row wait for rank 0's evaluations of it (every node
+# must enter a launch within torchrun's 600 s static rendezvous; WAIT_EVAL_S, default 24 h, WAIT_POLL_S).
+# DATA_DIR and RUNS_DIR must be on a filesystem all nodes share
 # (ZeRO-3 checkpoints are written by every rank, resume reads them back); RESULTS_DIR only on rank 0.
 set -euo pipefail
 # shellcheck source=shells/lib.sh
@@ -54,6 +56,7 @@ export DRY_RUN NNODES
 start_plan
 DRY=(); [ "$DRY_RUN" = 1 ] && DRY=(--dry-run)
 RUNS_DIR=${RUNS_DIR:-runs}; RESULTS_DIR=${RESULTS_DIR:-results}
+POLL_S=${WAIT_POLL_S:-10}   # how often waiting nodes look for rank 0's data / evaluation markers
 export RUNS_DIR RESULTS_DIR DATA_DIR
 
 # What each table needs: rows (methods; "base" = the untrained backbone) and benchmarks.
@@ -84,10 +87,17 @@ require_finished() {
   [ "$DRY_RUN" = 1 ] && return 0
   python -m data_prep check-manifest "$1" >&2 || die "$1 is not finished (see above): not training on it"
 }
+# SFT rows: one file per thinking mode of the selected backbones (common.sh SFT_DATA_THINK / _NOTHINK).
+SFT_FILES=()
+if [[ " $ROWS " == *" sft"* ]]; then
+  for m in $SEL_MODELS; do
+    model_settings "$m"
+    [[ " ${SFT_FILES[*]} " == *" $SFT_DATA "* ]] || SFT_FILES+=("$SFT_DATA")
+  done
+fi
 DATA_FILES=()
 if [ "$ROWS" != base ]; then
-  DATA_FILES=("$TRAIN_DATA" "$RATIONALE_DATA")
-  [[ " $ROWS " == *" sft"* ]] && DATA_FILES+=("$SFT_DATA")
+  DATA_FILES=("$TRAIN_DATA" "$RATIONALE_DATA" "${SFT_FILES[@]}")
 fi
 if [ ${#DATA_FILES[@]} -gt 0 ] && [ "$LEADER" = 1 ]; then
   if [ "$DRY_RUN" != 1 ] && [ -z "${OPENAI_API_KEY:-}" ] && ! finished "$RATIONALE_DATA"; then
@@ -103,12 +113,13 @@ if [ ${#DATA_FILES[@]} -gt 0 ] && [ "$LEADER" = 1 ]; then
       --max-length "$MAX_LENGTH" --tokenizer "${RATIONALE_TOKENIZER:-Qwen/Qwen3-8B}" --model-type qwen3 --template qwen3
   fi
   require_finished "$RATIONALE_DATA"
-  if [[ " $ROWS " == *" sft"* ]]; then
-    if need_data "$SFT_DATA"; then
-      run python -m data_prep sft --in "$RATIONALE_DATA" --out "$SFT_DATA"
+  for f in "${SFT_FILES[@]}"; do
+    think=true; [ "$f" = "$SFT_DATA_THINK" ] || think=false
+    if need_data "$f"; then
+      run python -m data_prep sft --in "$RATIONALE_DATA" --out "$f" --thinking "$think"
     fi
-    require_finished "$SFT_DATA"
-  fi
+    require_finished "$f"
+  done
 elif [ ${#DATA_FILES[@]} -gt 0 ]; then
   # Other nodes: the manifests rank 0 writes last are the marker. Without a shared DATA_DIR they never
   # appear here: stop after WAIT_DATA_S (default 48 h, the rationales may take long) naming the cause.
@@ -119,13 +130,34 @@ elif [ ${#DATA_FILES[@]} -gt 0 ]; then
       until finished "$f"; do
         [ "$waited" -lt "${WAIT_DATA_S:-172800}" ] ||
           die "$f not finished after ${waited}s: is DATA_DIR ($DATA_DIR) shared with node rank 0?"
-        sleep 60; waited=$((waited + 60))
+        sleep "$POLL_S"; waited=$((waited + POLL_S))
       done
     done
   fi
 fi
 
 # ---- 2. training runs, 3. evaluations
+# Several nodes: ms-swift starts torchrun with the static rendezvous (600 s), so every node must enter each
+# training launch within that window of the others. Rank 0 evaluates between two launches (BFCL: tens of
+# minutes), so the other nodes wait, after each row, for rank 0's marker RUNS_DIR/.sync/TABLE/MODEL-ROW.evaluated
+# (written once that row's evaluations or plots are done; rank 0 clears the table's markers when it starts).
+# After deleting results to re-evaluate them on several nodes, delete RUNS_DIR/.sync as well.
+SYNC_DIR=$RUNS_DIR/.sync/$TABLE
+if [ "$NNODES" -gt 1 ] && [ "$LEADER" = 1 ] && [ "$DRY_RUN" != 1 ]; then rm -rf "$SYNC_DIR"; mkdir -p "$SYNC_DIR"; fi
+row_evaluated() {  # rank 0: this row's evaluations are done
+  [ "$NNODES" -gt 1 ] && [ "$DRY_RUN" != 1 ] || return 0
+  date -u +%FT%TZ > "$SYNC_DIR/$1.evaluated"
+}
+wait_for_rank0() {  # other ranks: before the next launch, until rank 0 has evaluated this row
+  say "node rank $RANK_HERE: waiting for node rank 0 to evaluate $1 (the next launch needs every node)"
+  [ "$DRY_RUN" != 1 ] || return 0
+  local waited=0
+  until [ -f "$SYNC_DIR/$1.evaluated" ]; do
+    [ "$waited" -lt "${WAIT_EVAL_S:-86400}" ] ||
+      die "node rank 0 has not evaluated $1 after ${waited}s (no $SYNC_DIR/$1.evaluated): is RUNS_DIR shared with it, is it still running?"
+    sleep "$POLL_S"; waited=$((waited + POLL_S))
+  done
+}
 for model in $SEL_MODELS; do
   model_settings "$model" || die "unknown model '$model' (one of: $MODELS)"
   for row in $ROWS; do
@@ -139,13 +171,15 @@ for model in $SEL_MODELS; do
       ckpt=$(cat "$out/FINAL" 2>/dev/null || echo "$out/last-checkpoint")
     fi
     if [ "$LEADER" != 1 ]; then
-      continue  # evaluation and plots: node rank 0 only
+      wait_for_rank0 "$model-$row"  # evaluation and plots: node rank 0 only
+      continue
     elif [ -n "$BENCH" ]; then
       bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" --only "$BENCH" --paper-row "$paper_row" --thinking "$THINKING" \
         "$ckpt" "$model-$row"
     elif [ "$row" != base ]; then
       run python -m eval.plots --train-log "$RUNS_DIR/$model/$row" --out "$RESULTS_DIR/plots/$model-$row"
     fi
+    row_evaluated "$model-$row"
   done
 done
 

@@ -19,8 +19,9 @@ parse_args "$@"
 source "$REPO_ROOT/shells/recipes/common.sh"
 model_settings "${POS[0]}" || die "unknown MODEL '${POS[0]}' (one of: $MODELS)"
 GPUS=${ROLLOUT_GPUS:-8}
+hub_env || exit 2   # the hub the trainer downloads from (MODEL_HUB)
 say "rollout server for ${ROLLOUT_MODEL:-$MODEL_ID} on port ${ROLLOUT_PORT:-8001}, $GPUS data-parallel engines"
-run swift rollout --model "${ROLLOUT_MODEL:-$MODEL_ID}" --port "${ROLLOUT_PORT:-8001}" \
+run "${HUB_ENV[@]}" swift rollout --model "${ROLLOUT_MODEL:-$MODEL_ID}" --port "${ROLLOUT_PORT:-8001}" \
   --vllm_data_parallel_size "$GPUS" --vllm_tensor_parallel_size 1 \
   --vllm_max_model_len "$((MAX_LENGTH + MAX_COMPLETION_LENGTH))" --vllm_gpu_memory_utilization 0.9 \
   --max_length "$MAX_LENGTH" --truncation_strategy "$TRUNCATION" --enable_thinking "$THINKING"

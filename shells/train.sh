@@ -27,6 +27,18 @@ start_plan
 source "$REPO_ROOT/shells/recipes/common.sh"
 load_recipe "$METHOD" || exit 2
 
+# visible_gpus: VISIBLE = the first GPUS_PER_NODE of the GPUs this node shows (CUDA_VISIBLE_DEVICES, else
+# nvidia-smi's list), '' if neither says; 1 if there are fewer than GPUS_PER_NODE.
+visible_gpus() {
+  local ids
+  if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then IFS=, read -r -a ids <<< "$CUDA_VISIBLE_DEVICES"
+  elif command -v nvidia-smi > /dev/null; then mapfile -t ids < <(nvidia-smi --query-gpu=index --format=csv,noheader)
+  else VISIBLE=''; return 0; fi
+  [ "${#ids[@]}" -ge "$GPUS_PER_NODE" ] || return 1
+  VISIBLE=$(IFS=,; echo "${ids[*]:0:$GPUS_PER_NODE}")
+  [ "${#ids[@]}" = "$GPUS_PER_NODE" ] || say "NPROC_PER_NODE=$GPUS_PER_NODE of ${#ids[@]} visible GPUs: CUDA_VISIBLE_DEVICES=$VISIBLE"
+}
+
 RUNS_DIR=${RUNS_DIR:-runs}
 OUT=$RUNS_DIR/$MODEL/$METHOD
 MODEL_ARGS=(); INFRA_ARGS=(); LAUNCH_ENV=(); MEM_ARGS=()
@@ -62,6 +74,12 @@ else
   MODEL_ARGS=(--torch_dtype bfloat16 --enable_thinking "$THINKING" --add_non_thinking_prefix false)
   INFRA_ARGS=(--deepspeed "$DEEPSPEED" --dataloader_num_workers 4 --dataset_num_proc 8 --report_to tensorboard)
   LAUNCH_ENV=(NPROC_PER_NODE="$GPUS_PER_NODE")
+  # ms-swift takes fewer processes than visible GPUs for model parallel (swift/utils/env.py is_mp: visible //
+  # NPROC_PER_NODE >= 2), which it rejects with DeepSpeed and vLLM: a launch sees exactly its GPUs.
+  visible_gpus || die "CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-} lists fewer GPUs than NPROC_PER_NODE=$GPUS_PER_NODE"
+  [ -z "$VISIBLE" ] || LAUNCH_ENV+=(CUDA_VISIBLE_DEVICES="$VISIBLE")
+  hub_env || exit 2
+  LAUNCH_ENV+=("${HUB_ENV[@]}")
   if [ "$NNODES" -gt 1 ]; then
     LAUNCH_ENV+=(NNODES="$NNODES" NODE_RANK="${NODE_RANK:?set NODE_RANK on every node}"
                  MASTER_ADDR="${MASTER_ADDR:?set MASTER_ADDR}" MASTER_PORT="${MASTER_PORT:-29500}")
@@ -194,6 +212,12 @@ PY
 [ "$DRY_RUN" = 1 ] || check_inputs
 
 say "$METHOD on $MODEL ($MODEL_ID, ${WORLD} process(es), accumulation $GAS) -> $OUT"
+# The memory plan of this exact command on the profile's cards (shells/memory_plan.py): printed, and a launch
+# that cannot fit stops here, naming the shortfall and what would fit (MEMORY_PLAN=0 skips the check).
+if [ "$MODEL" != smollm2 ] && [ "${MEMORY_PLAN:-1}" != 0 ]; then
+  python -m shells.memory_plan --backbone "$MODEL" --profile "${MEM_PROFILE:-80g}" --world "$WORLD" -- "${CMD[@]}" ||
+    die "MEM_PROFILE=${MEM_PROFILE:-80g} does not fit $METHOD on $MODEL (memory plan above)"
+fi
 [ "$DRY_RUN" = 1 ] || mkdir -p "$OUT"
 run "${RUN_ENV[@]}" "${CMD[@]}"
 

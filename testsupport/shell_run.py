@@ -37,8 +37,9 @@ def _env(tmp: Path, **extra) -> dict:
 
 
 def sh(tmp: Path, script: str, *args: str, check: bool = True, **env) -> subprocess.CompletedProcess:
+    # timeout: a hang guard (reproduce.sh --dry-run all takes ~15 s on an idle box, ~60 s on a loaded one)
     p = subprocess.run(['bash', str(SHELLS / script), *args], cwd=REPO, env=_env(tmp, **env),
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=180)
     if check and p.returncode != 0:
         raise AssertionError(f'{script} {args} failed ({p.returncode}):\n{p.stderr}')
     return p

@@ -44,7 +44,13 @@ TRAIN_SOURCES="toolace:2000,hammer:1000,xlam_mt:11000,xlam:30000"
 DATA_DIR=${DATA_DIR:-data}
 TRAIN_DATA=$DATA_DIR/awpo_train.jsonl            # messages, tools, ground_truth, reference_rationale
 RATIONALE_DATA=$DATA_DIR/awpo_train_rationales.jsonl
-SFT_DATA=$DATA_DIR/awpo_sft.jsonl                 # the same instances as SFT rows (target = the gold action)
+# The same instances as SFT rows (target = the reference rationale + the gold action), one file per thinking
+# mode (model_settings picks the backbone's): <think>rationale</think> + action for the thinking backbones,
+# the rationale as plain text before the calls for Qwen3-4B-Instruct-2507 (no <think>: served without a
+# reasoning parser, and the reward reads a non-thinking model's reasoning as the text before its calls).
+SFT_DATA_THINK=$DATA_DIR/awpo_sft.jsonl
+SFT_DATA_NOTHINK=$DATA_DIR/awpo_sft_nothink.jsonl
+SFT_DATA=$SFT_DATA_THINK
 # The paper uses GLM-4.6 and GPT-4o for reference rationales; one model keeps the rationale style uniform.
 RATIONALE_MODEL=gpt-4o
 
@@ -133,6 +139,8 @@ model_settings() {
                 OFFLOAD_80G=1 ;;
     *) return 1 ;;
   esac
+  BACKBONE=$1
+  if [ "$THINKING" = true ]; then SFT_DATA=$SFT_DATA_THINK; else SFT_DATA=$SFT_DATA_NOTHINK; fi
   ROLLOUT=${ROLLOUT_MODE:-colocate}
   [ "$ROLLOUT" = colocate ] || [ "$ROLLOUT" = server ] || return 1
   GPUS_PER_NODE=${NPROC_PER_NODE:-8}
@@ -142,17 +150,41 @@ MODELS="qwen3-1.7b qwen3-4b qwen3-8b"
 
 # ---------------------------------------------------------------- memory profiles for smaller cards
 # MEM_PROFILE=80g (default) | 40g | 24g. Each step down halves the micro-batch (gradient accumulation
-# doubles, so the optimiser step is unchanged), gives vLLM less memory and offloads more. SFT shrinks too:
-# one SFT sample is up to 5120 tokens, and its fp32 logits alone are 5120 x 152k x 4 B = 3.1 GB (Qwen3
-# vocabulary), so 40/24 GB cards take one sample per micro-step (accumulation x4, same 128 rows per step).
+# doubles, so the optimiser step is unchanged), offloads more, and sizes vLLM's share of the card so that
+# its bf16 weights AND a KV cache for the engine's sequences fit (python -m shells.memory_plan, the table in
+# docs/training.md; train.sh refuses a launch whose plan does not fit). SFT shrinks too: one SFT sample is
+# up to 5120 tokens, and its fp32 logits alone are 5120 x 152k x 4 B = 3.1 GB (Qwen3 vocabulary), so 40/24 GB
+# cards take one sample per micro-step (accumulation x4, same 128 rows per step).
+#   40g: weights and optimiser go to the CPU while vLLM generates, so vLLM may take most of the card:
+#        1.7B 0.6 (KV for all 32 sequences of an engine at full length), 4B / 8B 0.75 (8B: 15.3 GiB of weights
+#        + 12.7 GiB KV cache, 18 of 32 full-length sequences at once; the old 0.3 = 11.8 GiB held not even
+#        the 8B's weights).
+#   24g: zero3_offload (weights and optimiser live on the CPU), vLLM 0.7; the 8B's 15.3 GiB of weights do not
+#        leave a KV cache on one 23.6 GiB card, so its vLLM runs tensor parallel over 2 GPUs (7.6 GiB each).
 mem_profile_args() {
   case "${MEM_PROFILE:-80g}" in
     80g) MEM_ARGS=(--sleep_level 1)
          if [ "$OFFLOAD_80G" = 1 ]; then MEM_ARGS+=(--offload_model true --offload_optimizer true); fi ;;
-    40g) PER_DEVICE_BATCH=2; VLLM_GPU_MEM=0.3; SFT_PER_DEVICE_BATCH=1
+    40g) PER_DEVICE_BATCH=2; SFT_PER_DEVICE_BATCH=1
+         VLLM_GPU_MEM=0.75; [ "${BACKBONE:-}" = qwen3-1.7b ] && VLLM_GPU_MEM=0.6
          MEM_ARGS=(--sleep_level 2 --offload_model true --offload_optimizer true) ;;
-    24g) PER_DEVICE_BATCH=1; VLLM_GPU_MEM=0.25; DEEPSPEED=zero3_offload; SFT_PER_DEVICE_BATCH=1
-         MEM_ARGS=(--sleep_level 2 --offload_model true --offload_optimizer true --vllm_enforce_eager true) ;;
+    24g) PER_DEVICE_BATCH=1; VLLM_GPU_MEM=0.7; DEEPSPEED=zero3_offload; SFT_PER_DEVICE_BATCH=1
+         MEM_ARGS=(--sleep_level 2 --offload_model true --offload_optimizer true --vllm_enforce_eager true)
+         if [ "${BACKBONE:-}" = qwen3-8b ]; then MEM_ARGS+=(--vllm_tensor_parallel_size 2); fi ;;
     *) return 1 ;;
+  esac
+}
+
+# ---------------------------------------------------------------- one model hub for training and evaluation
+# MODEL_HUB=hf (default) | modelscope: where every process downloads the base weights from. ms-swift uses
+# ModelScope unless USE_HF=1 (swift/utils/env.py use_hf_hub), vLLM the HF hub unless VLLM_USE_MODELSCOPE=True;
+# hub_env sets both the same way for train.sh, serve_rollout.sh and eval.sh (and data_prep build --hub), so a
+# model is downloaded once, from one hub.
+MODEL_HUB=${MODEL_HUB:-hf}
+hub_env() {
+  case "$MODEL_HUB" in
+    hf) HUB_ENV=(USE_HF=1 VLLM_USE_MODELSCOPE=False) ;;
+    modelscope) HUB_ENV=(USE_HF=0 VLLM_USE_MODELSCOPE=True) ;;
+    *) echo "error: unknown MODEL_HUB '$MODEL_HUB' (hf or modelscope)" >&2; return 1 ;;
   esac
 }
