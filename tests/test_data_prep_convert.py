@@ -276,8 +276,11 @@ def test_build_hub_plan_from_arguments_only():
                    'hammer': [('datasets', 'Salesforce/xlam-function-calling-60k', 'train'),
                               ('datasets', 'MadeAgents/xlam-irrelevance-7.5k', 'train')],
                    'xlam_mt': [('datasets', 'Salesforce/APIGen-MT-5k', 'train')]}
-    ms = build_plan(make_parser().parse_args(['build', '--sources', 'xlam_mt', '--out', 'x', '--hub', 'modelscope']))
-    assert [(l.loader, l.dataset_id) for l in ms[0][3]] == [('modelscope', 'Salesforce/APIGen-MT-5k')]
+    # ModelScope: only the id confirmed in ms-swift's registry is used, the others are refused (issue 21.7)
+    ms = build_plan(make_parser().parse_args(['build', '--sources', 'xlam', '--out', 'x', '--hub', 'modelscope']))
+    assert [(l.loader, l.dataset_id) for l in ms[0][3]] == [('modelscope', 'LLM-Research/xlam-function-calling-60k')]
+    with pytest.raises(Exception, match='no confirmed ModelScope id for Salesforce/APIGen-MT-5k'):
+        build_plan(make_parser().parse_args(['build', '--sources', 'xlam_mt', '--out', 'x', '--hub', 'modelscope']))
     with pytest.raises(Exception, match='unknown source'):
         build_plan(make_parser().parse_args(['build', '--sources', 'glaive:10', '--out', 'x']))
 

@@ -335,6 +335,12 @@ def test_sft_export_target_parses_back_to_the_gold_with_tag_text():
     # a rationale holding </think> would close the think block early: the target would fail the format
     with pytest.raises(SFTRowError, match='does not read back'):
         sft_row({**row, 'reference_rationale': 'The user asks what </think> means.'})
+    # thinking off: the rationale is plain text before the calls, where a quoted tag would be read as layout
+    plain = sft_row({**row, 'reference_rationale': 'The user wants the products.'}, thinking=False)
+    assert parse_completion(plain['messages'][-1]['content']).calls == answers
+    for quoted in ('The user asks what <think> means.', 'I write a <tool_call> block.'):
+        with pytest.raises(SFTRowError, match='does not read back'):
+            sft_row({**row, 'reference_rationale': quoted}, thinking=False)
 
 
 def test_rationale_prompt_holds_tag_text_verbatim_and_xlam_required():
