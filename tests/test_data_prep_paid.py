@@ -78,7 +78,7 @@ def test_retry_after_is_honoured_by_the_sdk_and_not_stacked(demo, tmp_path):
     assert summary.written == 1 and not summary.failures
     (t0, _, s0), (t1, _, s1) = stub.arrivals
     assert (s0, s1) == (429, 200) and stub.requests == 2       # one retry, by the SDK only
-    assert 1.45 <= t1 - t0 < 3.0, t1 - t0                        # the server's Retry-After, not 0.5 s back-off
+    assert 1.45 <= t1 - t0 < 10.0, t1 - t0                       # the server's Retry-After, not 0.5 s back-off
 
 
 @pytest.mark.parametrize('error', [401, 403, 404, 'quota'])
