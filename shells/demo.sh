@@ -2,19 +2,25 @@
 # The whole AWPO pipeline on a CPU, offline, in minutes (the README's main command):
 #   bash shells/demo.sh [--dry-run] [--quick] [--llm-judge]
 # 1 model   the warm start: SmolLM2-135M-Instruct SFT'd on BFCL live cases so that it writes tool calls
-#           (python -m cpu_model.warm_start: built once if missing, a few minutes on an idle 2-core machine)
+#           (python -m cpu_model.warm_start: built here when missing, ~7 min on an idle 2-core machine)
 # 2 data    the RL split of those cases (python -m data_prep bfcl-split): rows whose groups have outcome spread
 # 3 train   a few AWPO steps: swift rlhf --rlhf_type grpo --external_plugins plugin/awpo.py, rewards
 #           awpo_outcome + awpo_judge (offline rubric judge, or the endpoint in AWPO_JUDGE_BASE_URL), then
 #           python -m eval.check_awpo_active: did a step open the gate, mix the judge in and tighten the clip?
-# 4 eval    BFCL smoke subset (simple_python, multi_turn_base) and the API-Bank sample, for the warm start
-#           and the trained model
+# 4 eval    the warm start (before) and the trained model (after) on the same cases: BFCL simple_python
+#           (bfcl-eval), the held-out rows of the split (python -m cpu_model.heldout: format, S_exec) and the
+#           API-Bank sample. The serving cap comes from these cases (python -m eval.demo_eval cap: the longest
+#           answer the warm start is trained to write, x 1.5), so no well-formed answer is cut.
 # 5 tables  python -m eval.tables (our rows beside the paper's)
 # 6 plots   python -m eval.plots (rewards, AWPO gate, clip radius over the steps)
-# Settings: DEMO_STEPS (AWPO steps, default 6; --quick 4), DEMO_EVAL_LIMIT (cases per BFCL category /
-# API-Bank level, default 2; --quick 1), DEMO_BASELINE (1: also evaluate the untrained model; --quick 0),
-# DEMO_DIR (default runs/demo; everything the demo writes goes there), DEMO_COMPLETION (new tokens per
-# rollout, default 160: a plan + one call). A finished step is not redone (delete DEMO_DIR, or FORCE=1).
+# It ends with the before/after table (python -m eval.demo_eval report: cases, accuracy, 95 % interval, and
+# the answers the cap cut; --quick fails if the cap cut any).
+# Settings: DEMO_STEPS (AWPO steps, default 6; --quick 4), DEMO_EVAL_LIMIT (BFCL cases per category and
+# API-Bank cases per level, default 20; --quick 2), DEMO_HELDOUT (held-out rows, default 20; --quick 4),
+# DEMO_BASELINE (1: also evaluate the warm start; --quick 0), DEMO_BFCL_CATEGORIES (default simple_python;
+# a multi-turn category takes minutes a case on a CPU), DEMO_DIR (default runs/demo; everything the demo
+# writes goes there), DEMO_COMPLETION (new tokens per rollout, default 160: a plan + one call). A finished
+# step is not redone (delete DEMO_DIR, or FORCE=1).
 # The warm start lives outside the repository (AWPO_WARMSTART_DIR, see cpu_model/warm_start.py).
 set -euo pipefail
 # shellcheck source=shells/lib.sh
@@ -34,12 +40,14 @@ export DRY_RUN
 start_plan
 DRY=(); [ "$DRY_RUN" = 1 ] && DRY=(--dry-run)
 if [ "$QUICK" = 1 ]; then
-  STEPS=${DEMO_STEPS:-4}; LIMIT=${DEMO_EVAL_LIMIT:-1}; BASELINE=${DEMO_BASELINE:-0}
+  STEPS=${DEMO_STEPS:-4}; LIMIT=${DEMO_EVAL_LIMIT:-2}; HELDOUT=${DEMO_HELDOUT:-4}; BASELINE=${DEMO_BASELINE:-0}
 else
-  STEPS=${DEMO_STEPS:-6}; LIMIT=${DEMO_EVAL_LIMIT:-2}; BASELINE=${DEMO_BASELINE:-1}
+  STEPS=${DEMO_STEPS:-6}; LIMIT=${DEMO_EVAL_LIMIT:-20}; HELDOUT=${DEMO_HELDOUT:-20}; BASELINE=${DEMO_BASELINE:-1}
 fi
+CATS=${DEMO_BFCL_CATEGORIES:-simple_python}
 DEMO_DIR=${DEMO_DIR:-runs/demo}
 DATA=$DEMO_DIR/data/rl.jsonl
+HELDOUT_ROWS=$DEMO_DIR/data/heldout.jsonl
 COMPLETION=${DEMO_COMPLETION:-160}
 export RUNS_DIR=$DEMO_DIR/train RESULTS_DIR=$DEMO_DIR/results
 TRAIN_OUT=$RUNS_DIR/smollm2/awpo
@@ -76,14 +84,28 @@ if [ -n "${AWPO_JUDGE_BASE_URL:-}" ]; then
 else
   JUDGE="offline rubric judge (deterministic approximation of the appendix-B rubric, not an LLM)"
 fi
-say "AWPO demo: $STEPS training steps, eval $LIMIT cases per subset, judge: $JUDGE; outputs in $DEMO_DIR/"
+say "AWPO demo: $STEPS training steps; eval of $([ "$BASELINE" = 1 ] && echo 'the warm start and ')the AWPO model on BFCL $CATS ($LIMIT cases), $HELDOUT held-out rows and the API-Bank sample; judge: $JUDGE; outputs in $DEMO_DIR/"
 
 # The project's environment must be active (README set-up): ms-swift, this package, the evaluators.
 if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.advantage' 2>/dev/null; then
   die "python ($(command -v python)) cannot import ms-swift and this project: run 'bash shells/setup_cpu.sh' and 'source .venv/bin/activate' first"
 fi
 
-say "[1/6] model: the SmolLM2-135M warm start (SFT on BFCL live cases; built once if missing)"
+# Progress: each phase says what runs and about how long is left, from the phase times measured on an idle
+# 2-core machine (docs/cpu.md, "The demo"); a busy machine takes longer.
+MODELS=$(( BASELINE + 1 ))
+WS_READY=0
+python -c 'import sys; from cpu_model.warm_start import is_complete; from cpu_model.smollm2 import warm_start_dir
+sys.exit(0 if is_complete(warm_start_dir()) else 1)' 2>/dev/null && WS_READY=1
+EST=(0 $(( WS_READY ? 5 : 420 )) 5 $(( 30 + STEPS * 30 )) $(( 10 + MODELS * (45 + LIMIT * 3 + HELDOUT * 3 + 20) )) 10 15)
+phase() {  # phase N WHAT
+  local n=$1 left=0 i; shift
+  for (( i = n; i < ${#EST[@]}; i++ )); do left=$(( left + EST[i] )); done
+  say "[$n/6] $* -- elapsed $(elapsed), about $(( (left + 59) / 60 )) min left (idle-machine estimate)"
+}
+
+phase 1 "model: the SmolLM2-135M warm start (SFT on BFCL live cases; $([ "$WS_READY" = 1 ] && echo ready ||
+  echo 'missing: building it now, ~7 min'))"
 if [ "$DRY_RUN" = 1 ]; then
   run python -m cpu_model.warm_start
   MODEL_DIR=$(python -c "from cpu_model.smollm2 import warm_start_dir; print(warm_start_dir())")
@@ -94,14 +116,14 @@ fi
 # shells/train.sh's smollm2 backbone is the folder AWPO_SMOLLM2_DIR names: the warm start.
 export AWPO_SMOLLM2_DIR=$MODEL_DIR
 
-say "[2/6] data: the rl split of the BFCL live cases -> $DATA"
+phase 2 "data: the rl split of the BFCL live cases -> $DATA"
 if [ "${FORCE:-0}" != 1 ] && python -m data_prep check-manifest --quiet "$DATA" 2>/dev/null; then
   say "      exists: kept"
 else
   run python -m data_prep bfcl-split --out "$(dirname "$DATA")"
 fi
 
-say "[3/6] train: AWPO, $STEPS steps from the warm start -> $TRAIN_OUT"
+phase 3 "train: AWPO, $STEPS steps from the warm start -> $TRAIN_OUT (swift's progress bar below)"
 CPU_STEPS=$STEPS CPU_DATA=$DATA bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" awpo smollm2 -- \
   --max_completion_length "$COMPLETION"
 CKPT=$(cat "$TRAIN_OUT/FINAL" 2>/dev/null || echo "$TRAIN_OUT/last-checkpoint")
@@ -112,19 +134,46 @@ else
   python -m eval.check_awpo_active "$TRAIN_OUT" >&2 || say "      AWPO did not act in these steps (see above)"
 fi
 
-say "[4/6] eval: BFCL smoke subset + API-Bank sample"
-EVAL=(--only 'bfcl,apibank' --bfcl-categories 'simple_python,multi_turn_base' --apibank-levels '1,2,3'
-      --apibank-sample --limit "$LIMIT")
-if [ "$BASELINE" = 1 ]; then
-  bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$MODEL_DIR" smollm2-warmstart -- --smollm2
+phase 4 "eval: $([ "$BASELINE" = 1 ] && echo 'the warm start (before) and ')the AWPO model (after): BFCL $CATS ($LIMIT cases), $HELDOUT held-out rows, API-Bank sample"
+# The generation cap from the evaluated cases' answers (eval/demo_eval.py), for the server and the held-out scorer.
+CAP_FILE=$RESULTS_DIR/cap.json
+CAP_CMD=(python -m eval.demo_eval cap --tokenizer "$MODEL_DIR" --bfcl-categories "$CATS" --bfcl-limit "$LIMIT"
+         --heldout "$HELDOUT_ROWS" --heldout-limit "$HELDOUT" --apibank-sample --out "$CAP_FILE")
+if [ "$DRY_RUN" = 1 ]; then
+  run "${CAP_CMD[@]}"; CAP=CAP
+else
+  mkdir -p "$RESULTS_DIR"
+  CAP=$("${CAP_CMD[@]}" | tail -n 1)
 fi
-bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$CKPT" smollm2-awpo -- --smollm2
+EVAL=(--only 'bfcl,apibank' --bfcl-categories "$CATS" --apibank-levels '1,2,3' --apibank-sample --limit "$LIMIT")
+N_EVAL=$(( MODELS * 2 )); K=0
+evaluate() {  # evaluate LABEL NAME CKPT [ADAPTER]: BFCL + API-Bank through swift deploy, then the held-out rows
+  local label=$1 name=$2 ckpt=$3 adapter=${4:-} t
+  K=$(( K + 1 )); t=$(date +%s)
+  say "      eval $K/$N_EVAL: $label: BFCL $CATS + API-Bank sample (swift deploy, cap $CAP new tokens)"
+  bash "$REPO_ROOT/shells/eval.sh" "${DRY[@]}" "${EVAL[@]}" "$ckpt" "$name" -- --smollm2 --max-new-tokens "$CAP"
+  K=$(( K + 1 ))
+  say "      eval $K/$N_EVAL: $label: $HELDOUT held-out rows (ms-swift TransformersEngine, cap $CAP new tokens)"
+  local out=$RESULTS_DIR/$name/heldout.json
+  if [ -f "$out" ] && [ "${FORCE:-0}" != 1 ]; then
+    say "      exists: $out kept"
+  else
+    local cmd=(python -m cpu_model.heldout --model "$MODEL_DIR" --rows "$HELDOUT_ROWS" --limit "$HELDOUT"
+               --max-new-tokens "$CAP" --out "$out")
+    [ -n "$adapter" ] && cmd+=(--adapter "$adapter")
+    run "${cmd[@]}"
+  fi
+  [ "$DRY_RUN" = 1 ] || say "      $label evaluated in $(( $(date +%s) - t )) s"
+}
+if [ "$BASELINE" = 1 ]; then
+  evaluate 'before (warm start)' smollm2-warmstart "$MODEL_DIR"
+fi
+evaluate 'after (AWPO)' smollm2-awpo "$CKPT" "$CKPT"
 
-say "[5/6] tables -> $RESULTS_DIR/tables.md"
+phase 5 "tables -> $RESULTS_DIR/tables.md"
 run python -m eval.tables --runs "$RESULTS_DIR/" --out "$RESULTS_DIR/tables.md"
-[ "$DRY_RUN" = 1 ] || cat "$RESULTS_DIR/tables.md"
 
-say "[6/6] plots -> $RESULTS_DIR/plots/"
+phase 6 "plots -> $RESULTS_DIR/plots/"
 run python -m eval.plots --train-log "$TRAIN_OUT" --out "$RESULTS_DIR/plots/"
 
 if [ "$DRY_RUN" != 1 ]; then
@@ -133,7 +182,14 @@ if [ "$DRY_RUN" != 1 ]; then
   say "  training data      $DATA (BFCL live, rl split)"
   say "  AWPO run           $TRAIN_OUT (logging.jsonl, completions.jsonl, awpo_config.json)"
   say "  trained adapter    $CKPT"
-  say "  evaluation         $RESULTS_DIR/smollm2-*/ (bfcl.json, apibank.json, per-case files)"
-  say "  tables             $RESULTS_DIR/tables.md"
+  say "  evaluation         $RESULTS_DIR/smollm2-*/ (bfcl.json, apibank.json, heldout.json, per-case files); cap $CAP_FILE"
+  say "  tables             $RESULTS_DIR/tables.md (paper layout), $RESULTS_DIR/before_after.md (below)"
   say "  plots              $(find "$RESULTS_DIR/plots" -name '*.png' 2>/dev/null | sort | tr '\n' ' ')"
+  say "before / after (warm start -> AWPO), the same cases:"
 fi
+# The before/after table (same cases, 95 % intervals), last on the screen; --quick (CI) fails if the cap cut
+# any answer.
+REPORT=(python -m eval.demo_eval report --results "$RESULTS_DIR" --cap "$CAP_FILE" --before smollm2-warmstart
+        --after smollm2-awpo --out "$RESULTS_DIR/before_after.md")
+if [ "$QUICK" = 1 ]; then REPORT+=(--require-uncut); fi
+run "${REPORT[@]}"

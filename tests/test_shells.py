@@ -349,7 +349,9 @@ def test_demo_trains_awpo_on_the_cpu_model_then_evaluates_tabulates_and_plots(pa
     demo = [(env, argv) for label, meta, env, argv in parsed['runs'] if meta.get('demo')]
     heads = [' '.join(a[:4]) for _, a in demo]
     assert heads[0] == 'python -m cpu_model.warm_start' and heads[1] == 'python -m data_prep bfcl-split'
-    assert [h.rsplit(' ', 1)[0] for h in heads[-2:]] == ['python -m eval.tables', 'python -m eval.plots']
+    assert [h.rsplit(' ', 1)[0] for h in heads[-3:]] == ['python -m eval.tables', 'python -m eval.plots',
+                                                        'python -m eval.demo_eval']
+    assert demo[-1][1][3:4] == ['report'] and '--require-uncut' in demo[-1][1]   # --quick: CI fails on a cut answer
     [train] = [j for j in parsed['jobs'] if j['meta'].get('demo')]
     a = train['args']
     assert train['full'] and train['ok']
@@ -358,7 +360,14 @@ def test_demo_trains_awpo_on_the_cpu_model_then_evaluates_tabulates_and_plots(pa
     assert any(x[:3] == ['python', '-m', 'eval.check_awpo_active'] for _, x in demo)
     evals = [a for _, a in demo if a[:3] in (['python', '-m', 'eval.bfcl'], ['python', '-m', 'eval.apibank'])]
     assert len(evals) == 2 and all('--smollm2' in a for a in evals)          # --quick: trained model only
-    assert '--sample' in evals[1] and 'simple_python,multi_turn_base' in evals[0]
+    assert '--sample' in evals[1] and evals[0][evals[0].index('--categories') + 1] == 'simple_python'
+    # issue 20: the serving cap is the one eval.demo_eval derives from the evaluated cases, for every evaluator
+    [cap] = [a for _, a in demo if a[:4] == ['python', '-m', 'eval.demo_eval', 'cap']]
+    assert all(a[a.index('--max-new-tokens') + 1] == 'CAP' for a in evals)
+    [held] = [a for _, a in demo if a[:3] == ['python', '-m', 'cpu_model.heldout']]
+    assert held[held.index('--adapter') + 1].endswith('last-checkpoint')    # the trained adapter on the warm start
+    assert held[held.index('--max-new-tokens') + 1] == 'CAP'
+    assert cap[cap.index('--heldout') + 1] == held[held.index('--rows') + 1]
 
 
 # ------------------------------------------------------------------------------------------ behaviour
