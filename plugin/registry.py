@@ -17,9 +17,12 @@ _announced = set()
 
 
 def register_rewards() -> dict:
-    """``orms[name] = cls`` for every AWPO reward. Returns the registry slice it wrote."""
+    """``orms[name] = cls`` for every AWPO reward. Returns the registry slice it wrote. Refuses an ms-swift
+    release outside the supported range first (``SwiftVersionError``), before importing its tables."""
     import importlib
 
+    from plugin.swift_version import check_swift_version
+    check_swift_version()
     from swift.rewards import orms
     for name, (module, cls) in REWARDS.items():
         orms[name] = getattr(importlib.import_module(module), cls)

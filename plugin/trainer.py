@@ -27,11 +27,16 @@ from typing import Any, Dict, List
 
 import swift
 import torch
-from swift.rl_core.advantage import compute_reward_metrics
-from swift.rlhf_trainers import GRPOTrainer
 
-from plugin.advantage import awpo_advantages
-from plugin.config import load_config
+from plugin.swift_version import INSTALL_HINT, SWIFT_RANGE, SwiftAPIError, check_swift_version
+
+check_swift_version()  # before the ms-swift internals below, which releases outside the range lack or changed
+
+from swift.rlhf_trainers import GRPOTrainer  # noqa: E402
+
+from plugin.advantage import awpo_advantages  # noqa: E402
+from plugin.config import load_config  # noqa: E402
+from plugin.swift_compat import SIGNATURES_BEFORE_4_4, reward_metrics  # noqa: E402
 
 logger = logging.getLogger('awpo')
 
@@ -48,9 +53,11 @@ JUDGE_ROLE = 'judge'
 # under an AWPO label) or fails deep inside a step; if it reads the reward matrix between the scoring and
 # ``_compute_advantages``, it sees judge.overlap's placeholders (NaN) there. So start-up checks them
 # (check_swift_api at registration and before the trainer is built, check_swift_state right after ms-swift's
-# __init__) and stops with a message naming what is missing.
-SUPPORTED_SWIFT = '4.6'
-# Private methods overridden here -> the parameters ms-swift 4.6 passes them (after self).
+# __init__) and stops with a message naming what is missing. The same methods and attributes are in ms-swift
+# 4.4.x and 4.5.x; 4.0-4.3 name the batch ``inputs`` and lack ``swift.rl_core``, which plugin/swift_compat.py
+# bridges. The release range (plugin/swift_version.py, = setup.cfg's) is checked first, at import.
+SUPPORTED_SWIFT = SWIFT_RANGE
+# Private methods overridden here -> the parameters ms-swift 4.4-4.6 passes them (after self).
 SWIFT_METHODS = {
     '_compute_advantages': ('samples', 'rewards_per_func', 'batch_encoded_inputs'),  # Eq. 28 replaces GRPO's
     '_prepare_batch_inputs': ('samples',),                       # timed; the judge runs behind it
@@ -62,25 +69,20 @@ SWIFT_ATTRIBUTES = ('_metrics', '_logs', 'reward_funcs', 'reward_func_names', 'r
                     'scale_rewards')
 
 
-_version_warned: set = set()
-
-
-class SwiftAPIError(RuntimeError):
-    """The installed ms-swift lacks (or changed) an internal that AWPO's trainer overrides or reads."""
-
-
 def _swift_error(problems: List[str]) -> SwiftAPIError:
     return SwiftAPIError(
         f'AWPO cannot run on the installed ms-swift {swift.__version__}: its GRPOTrainer lacks or changed '
         f'internals that AWPO overrides or reads (supported: ms-swift {SUPPORTED_SWIFT}):\n  - '
         + '\n  - '.join(problems)
-        + f"\nInstall the supported version (pip install 'ms-swift=={SUPPORTED_SWIFT}.*') or port plugin/trainer.py "
+        + f'\nInstall a supported release ({INSTALL_HINT}) or port plugin/trainer.py '
         '(see its "ms-swift internals" block).')
 
 
 def check_swift_api(base: type = GRPOTrainer) -> None:
-    """Start-up check: every private method in :data:`SWIFT_METHODS` exists on ``base`` with the parameters
-    AWPO's override expects. Raises :class:`SwiftAPIError` naming each missing or changed method."""
+    """Start-up check: the installed ms-swift release is in :data:`SUPPORTED_SWIFT` (else
+    :class:`~plugin.swift_version.SwiftVersionError`), and every private method in :data:`SWIFT_METHODS` exists on
+    ``base`` with the parameters AWPO's override expects (else :class:`SwiftAPIError` naming each one)."""
+    check_swift_version()
     problems = []
     for name, params in SWIFT_METHODS.items():
         fn = getattr(base, name, None)
@@ -91,16 +93,12 @@ def check_swift_api(base: type = GRPOTrainer) -> None:
             got = tuple(inspect.signature(fn).parameters)[1:]  # drop self
         except (TypeError, ValueError):
             continue  # a builtin/C method: cannot be read, trust it
-        if got != params:
-            problems.append(f'{name}: takes ({", ".join(got)}), AWPO expects ({", ".join(params)})')
+        old = SIGNATURES_BEFORE_4_4.get(name)
+        if got != params and got != old:
+            problems.append(f'{name}: takes ({", ".join(got)}), AWPO expects ({", ".join(params)})'
+                            + (f' (ms-swift < 4.4: ({", ".join(old)}))' if old else ''))
     if problems:
         raise _swift_error(problems)
-    version = swift.__version__
-    if not version.startswith(SUPPORTED_SWIFT + '.') and version != SUPPORTED_SWIFT and version not in _version_warned:
-        _version_warned.add(version)  # once per process (registration and construction both check)
-        logger.warning('[AWPO] ms-swift %s is installed; AWPO was written against ms-swift %s. The private '
-                       'methods it overrides are present, but check a short run (plugin/trainer.py).',
-                       version, SUPPORTED_SWIFT)
 
 
 def check_swift_state(trainer: Any) -> None:
@@ -256,9 +254,7 @@ class AWPOGRPOTrainer(GRPOTrainer):
 
         # ms-swift's own reward metrics, unchanged, so runs stay comparable with stock GRPO.
         stock = (rewards_per_func * self.reward_weights.unsqueeze(0)).nansum(dim=1)
-        rm = compute_reward_metrics(rewards=stock, rewards_per_func=rewards_per_func,
-                                    reward_func_names=self.reward_func_names, num_generations=K,
-                                    scale_rewards=self.scale_rewards)
+        rm = reward_metrics(stock, rewards_per_func, self.reward_func_names, K, self.scale_rewards)
         self._metrics[mode]['reward'].append(rm.reward_mean)
         self._metrics[mode]['reward_std'].append(rm.reward_std)
         self._metrics[mode]['frac_reward_zero_std'].append(rm.frac_reward_zero_std)
@@ -269,8 +265,9 @@ class AWPOGRPOTrainer(GRPOTrainer):
             self._logs['rewards'][name].extend(rewards_per_func[:, i].tolist())
         return res.advantages.to(rewards_per_func.device)
 
-    def _compute_loss_and_metrics(self, model, model_inputs, grpo_batch):
+    def _compute_loss_and_metrics(self, model, *batch):
         # Record the radius the clipped objective (Eq. 30) reads right now, next to the one AWPO computed.
+        # batch: (model_inputs, grpo_batch) from ms-swift 4.4, (inputs,) before.
         if self.model.training:
             self._metrics['train']['awpo/clip_eps_applied'].append(float(self.epsilon_low))
-        return super()._compute_loss_and_metrics(model, model_inputs, grpo_batch)
+        return super()._compute_loss_and_metrics(model, *batch)
