@@ -302,7 +302,9 @@ class OpenAIJudge(BaseJudge):
             resp = await self._create(client, messages, self.dialect or 'none', temperature=cfg.temperature,
                                       max_tokens=cfg.max_tokens)
         except openai.APIError as e:
-            return f'a real judge prompt failed: {_http_problem(e)}'
+            slow = (f' within judge.timeout = {cfg.timeout:.0f} s (every judgment would time out too: raise '
+                    'judge.timeout or give the judge more compute)' if isinstance(e, openai.APITimeoutError) else '')
+            return f'a real judge prompt failed: {_http_problem(e)}{slow}'
         score, reason, text = read_reply(resp, snap=cfg.snap_to_tier)
         if score is not None:
             logger.warning('[AWPO judge] start-up probe: a real judge prompt was scored %.2f (dialect %s, thinking '

@@ -197,3 +197,9 @@ def test_serve_judge_prints_the_served_name_to_export(repo_root):
     assert '--reasoning-parser' not in p.stdout
     p = subprocess.run(['bash', 'shells/serve_judge.sh', '--dry-run'], cwd=repo_root, capture_output=True, text=True)
     assert 'export AWPO_JUDGE_MODEL=Qwen/Qwen3-235B-A22B\n' in p.stderr and "default" not in p.stderr
+
+
+def test_a_probe_that_times_out_names_the_setting():
+    with JudgeStub(mode='hang', hang=2.0, ok_first=1) as stub:  # the dialect check answers, the real prompt hangs
+        with pytest.raises(JudgeUnreachable, match=r'real judge prompt failed: APITimeoutError.*judge.timeout = 1 s'):
+            make_judge(cfg_for(stub, timeout=1.0)).health_check()
