@@ -11,7 +11,8 @@
 #    SMOKE_TRAIN_GPU, one step (weight sync trainer -> server included).
 # 3. Serve step 1's checkpoint with vLLM (eval.sh: thinking mode, --max-model-len) and score 5 BFCL cases.
 # Data: the bundled demo set (data_prep demo), no paid step. Output: SMOKE_DIR (default runs-smoke/).
-# Each training step prints its memory plan (shells/memory_plan.py) and stops if the card cannot hold it.
+# Each training step prints its memory plan (shells/memory_plan.py) and stops if the card cannot hold it;
+# MEM_PROFILE (80g | 40g | 24g, as for train.sh) also sets the steps' micro-batch (the rest is accumulation).
 # Needs: SMOKE_GPUS GPUs (step 1; steps 2 and 3 use one or two of them), AWPO_JUDGE_BASE_URL, and bfcl-eval in
 # .venv-eval (shells/setup_gpu.sh installs it).
 set -euo pipefail
@@ -23,6 +24,7 @@ MODEL=${POS[0]:-qwen3-1.7b}
 # shellcheck source=shells/recipes/common.sh
 source "$REPO_ROOT/shells/recipes/common.sh"
 model_settings "$MODEL" || die "unknown MODEL '$MODEL' (one of: $MODELS)"
+mem_profile_args || die "unknown MEM_PROFILE '${MEM_PROFILE}' (80g, 40g or 24g)"
 SMOKE_GPUS=${SMOKE_GPUS:-2}
 [ "$SMOKE_GPUS" -ge 2 ] && [ $((8 % SMOKE_GPUS)) -eq 0 ] ||
   die "SMOKE_GPUS must be 2, 4 or 8 (>= 2 ranks, 8 completions split evenly), got $SMOKE_GPUS"
@@ -37,7 +39,15 @@ if [ "$DRY_RUN" != 1 ]; then
 fi
 # One optimiser step, 1 prompt x 8 completions: the flags after `--` override the recipe's batch (last wins).
 # --warmup_ratio 0: transformers rounds any warm-up ratio up to one step, and that step's LR is 0.
-ONE_STEP=(--max_steps 1 --save_steps 1 --gradient_accumulation_steps 1 --warmup_ratio 0)
+ONE_STEP=(--max_steps 1 --save_steps 1 --warmup_ratio 0)
+# The 8 completions of the step in micro-batches of the profile's size (MEM_PROFILE: 4 / 2 / 1 per GPU), the
+# rest by accumulation: step 2 trains on one GPU, where 8 at once need ~48 GiB for the 1.7B (memory plan).
+batch() {  # batch GPUS: the micro-batch and accumulation flags for 8 completions over GPUS ranks
+  local mb=$((8 / $1)); [ "$mb" -le "$PER_DEVICE_BATCH" ] || mb=$PER_DEVICE_BATCH
+  echo "--per_device_train_batch_size $mb --gradient_accumulation_steps $((8 / ($1 * mb)))"
+}
+read -r -a STEP1_BATCH <<< "$(batch "$SMOKE_GPUS")"
+read -r -a STEP2_BATCH <<< "$(batch 1)"
 export DATA_DIR=$SMOKE_DIR/data RUNS_DIR=$SMOKE_DIR/runs RESULTS_DIR=$SMOKE_DIR/results
 fail() { die "SMOKE FAILED at $*"; }
 
@@ -49,7 +59,7 @@ run python -m data_prep demo --out "$DATA_DIR/awpo_train_rationales.jsonl" || fa
 # ---- 1. AWPO colocate on SMOKE_GPUS ranks
 say "step 1/3: awpo, colocate, $SMOKE_GPUS ranks, 1 step"
 NPROC_PER_NODE=$SMOKE_GPUS ROLLOUT_MODE=colocate bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" awpo "$MODEL" -- \
-  "${ONE_STEP[@]}" --per_device_train_batch_size $((8 / SMOKE_GPUS)) || fail "step 1 (awpo colocate)"
+  "${ONE_STEP[@]}" "${STEP1_BATCH[@]}" || fail "step 1 (awpo colocate)"
 CKPT=$RUNS_DIR/$MODEL/awpo/last-checkpoint
 if [ "$DRY_RUN" != 1 ]; then
   [ -f "$CKPT/config.json" ] || fail "step 1: no checkpoint at $CKPT"
@@ -76,7 +86,7 @@ else
 fi
 CUDA_VISIBLE_DEVICES=${SMOKE_TRAIN_GPU:-0} NPROC_PER_NODE=1 ROLLOUT_MODE=server ROLLOUT_HOST=127.0.0.1 \
   ROLLOUT_PORT=$PORT bash "$REPO_ROOT/shells/train.sh" "${DRY[@]}" grpo "$MODEL" -- \
-  "${ONE_STEP[@]}" --per_device_train_batch_size 8 || fail "step 2 (grpo server mode)"
+  "${ONE_STEP[@]}" "${STEP2_BATCH[@]}" || fail "step 2 (grpo server mode)"
 if [ "$DRY_RUN" != 1 ]; then
   [ -f "$RUNS_DIR/$MODEL/grpo/last-checkpoint/config.json" ] || fail "step 2: no checkpoint"
   kill -- -"$ROLLOUT_PID" 2>/dev/null || true

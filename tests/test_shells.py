@@ -418,7 +418,8 @@ def test_reproduce_all_plans_each_run_once_and_each_table_its_benchmark(tmp_path
     assert len(evals['eval.bfcl']) == 24 + 15
     assert 'qwen3-8b-gdpo' in evals['eval.apibank'] and 'qwen3-1.7b-awpo_gate_flat_only' in evals['eval.bfcl']
     assert 'qwen3-4b-base' in evals['eval.bfcl'] and 'qwen3-8b-awpo_no_gating' in evals['eval.bfcl']
-    assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in cmds) == 3
+    # build, rationales, and the SFT rows of each thinking mode (issue 18: the 4B-2507 trains without <think>)
+    assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in cmds) == 4
     # Every evaluated run names the paper row it reproduces, and that row exists in the paper's tables.
     paper = json.loads((REPO / 'eval' / 'paper_results.json').read_text())['tables']
     keys = {f"{r['group']}/{r['method']}" for t in paper.values() for r in t['rows'] if r.get('group')}
@@ -510,7 +511,7 @@ def test_reproduce_rank_guard_data_and_eval_on_rank_0_only(tmp_path, rank_env):
     assert "waiting for rank 0's data" in p.stderr
     lead = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', NNODES=2, NODE_RANK=0,
                        MASTER_ADDR='10.0.0.1').stdout)
-    assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in lead) == 3
+    assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in lead) == 4
     assert sum(a[:3] == ['python', '-m', 'eval.bfcl'] for _, a in lead) == 21
     bad = sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', check=False, NNODES=2, NODE_RANK=2)
     assert bad.returncode == 2 and 'not in 0..1' in bad.stderr and bad.stdout == ''
