@@ -25,7 +25,7 @@ from typing import Any, Iterable, Optional
 THINK_OPEN, THINK_CLOSE = '<think>', '</think>'
 CALL_OPEN, CALL_CLOSE = '<tool_call>', '</tool_call>'
 # Characters that show nothing on their own: a text answer made only of them (and whitespace) is empty.
-_INVISIBLE_CATEGORIES = frozenset({'Cc', 'Cf', 'Cs', 'Co', 'Cn', 'Mn', 'Me', 'Zs', 'Zl', 'Zp'})
+_INVISIBLE_CATEGORIES = frozenset({'Cc', 'Cf', 'Mn', 'Me', 'Zs', 'Zl', 'Zp'})
 _BLANK_LETTERS = frozenset('\u115f\u1160\u3164\uffa0\u2800')
 # A longer completion is unparseable without being read: ~50k tokens, 50x the recipes' 1024-token budget.
 # The worst text just under it (100k small JSON numbers) takes ~10-20 ms (shared 2-core box); 1 MB of JSON
@@ -167,15 +167,23 @@ def parse_ground_truth(gt: Any) -> list:
 # ---------------------------------------------------------------- Eq. 15: structure
 
 def _visible(text: str) -> bool:
-    """True if the text shows anything: a character that is not whitespace, a format / control / unassigned
-    / surrogate / private-use code point (``\\u200b``, ``\\ufeff``, ``\\u2060``, soft hyphen, NUL, bidi
-    marks...), a lone combining mark or one of the blank letters (Hangul fillers, braille blank)."""
-    for ch in text:
-        if ch.isspace() or ch in _BLANK_LETTERS:
-            continue
-        if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES:
-            return True
-    return False
+    """True if the text shows anything: a character that is not whitespace, not a format / control character
+    (``\\u200b``, ``\\ufeff``, ``\\u2060``, soft hyphen, NUL, bidi marks...), not a lone combining mark and
+    not a blank letter (Hangul fillers, braille blank). Unassigned and private-use code points count as
+    visible (they render as boxes). Bounded work on hostile text: only the distinct code points are looked at
+    (found with numpy: a few ms for 200k characters), and fewer than 2,300 code points are invisible."""
+    head = text.lstrip()[:1]
+    if not head:
+        return False
+    if _shows(head):
+        return True  # the usual answer: decided by its first character
+    import numpy as np
+    points = np.unique(np.frombuffer(text.encode('utf-32-le', 'surrogatepass'), dtype=np.uint32))
+    return any(_shows(chr(c)) for c in points.tolist())
+
+
+def _shows(ch: str) -> bool:
+    return not ch.isspace() and ch not in _BLANK_LETTERS and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
 
 
 def parse_completion(text: str) -> ParsedCompletion:

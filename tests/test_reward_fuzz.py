@@ -46,6 +46,9 @@ def _near_cap_cases() -> list:
             ('cap: 64 big calls', '\n'.join(_block(json.dumps({'name': 'f', 'arguments': {f'k{i}': 'v' for i in
                                                                range(room // 64 // 10)}})) for _ in range(64))),
             ('cap: 64 calls x 5 gold', '\n'.join([_block(many)] * 64) + ' ' * (room - 64 * 60)),
+            ('cap: invisible answer', '\u200b' * room), ('cap: invisible mix', ('\u200b\u2060\ufeff\u00ad\x00 ' * room)[:room]),
+            ('cap: lone combining marks', ''.join(chr(0x300 + i % 112) for i in range(room))),
+            ('cap: tag text in values', _block(json.dumps({'name': 'f', 'arguments': {'a': '<tool_call><think></think>' * (room // 30)}}))),
             ('cap: 1 over', 'x' * (MAX_COMPLETION_CHARS + 1))]
 
 
