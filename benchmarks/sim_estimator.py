@@ -35,7 +35,7 @@ LABELS = {'grpo': 'GRPO (outcome only)', 'mixed_grpo': 'Mixed-reward GRPO', 'gdp
           'awpo_gate_flat_only': 'AWPO gate flat groups only', 'awpo_no_gating': 'AWPO w/o gating',
           'awpo_no_difficulty': 'AWPO w/o difficulty', 'awpo_no_clip': 'AWPO w/o dynamic clip'}
 COLORS = {'grpo': 'black', 'mixed_grpo': 'tab:orange', 'gdpo': 'tab:brown', 'awpo': 'tab:blue',
-          'awpo_gate_plus_flat': 'tab:cyan', 'awpo_gate_flat_only': 'tab:olive', 'awpo_no_gating': 'tab:red',
+          'awpo_gate_plus_flat': 'tab:pink', 'awpo_gate_flat_only': 'tab:olive', 'awpo_no_gating': 'tab:red',
           'awpo_no_difficulty': 'tab:green', 'awpo_no_clip': 'tab:purple'}
 MAIN = ('grpo', 'mixed_grpo', 'gdpo', 'awpo', 'awpo_gate_plus_flat', 'awpo_gate_flat_only')  # solid lines
 VS_AWPO = ('gdpo', 'awpo_gate_plus_flat', 'awpo_gate_flat_only')  # also compared with AWPO, paired
