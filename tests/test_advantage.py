@@ -334,3 +334,28 @@ def test_default_rule_is_eq25_and_the_readings_differ_from_it_only_in_flat_group
     assert flat.any() and (~flat).any()
     same = ~flat.repeat_interleave(8)
     assert torch.equal(plus.advantages[same], base.advantages[same])
+
+
+def test_gate_rule_from_yaml_env_and_aliases_with_clear_errors(tmp_path):
+    """The setting: YAML (the ablation configs), AWPO_GATE_RULE, the issue's names as aliases; a bad name or a
+    rule without a gate is refused naming the field and where its value came from."""
+    from pathlib import Path
+    configs = Path(__file__).resolve().parents[1] / 'shells' / 'configs'
+    assert AWPOConfig.load(configs / 'awpo.yaml', env={}).gate_rule == 'eq25'
+    assert AWPOConfig.load(configs / 'awpo_gate_plus_flat.yaml', env={}).gate_rule == 'eq25_plus_flat'
+    assert AWPOConfig.load(configs / 'awpo.yaml', env={'AWPO_GATE_RULE': 'flat_only'}).gate_rule == 'flat_only'
+    assert AWPOConfig.load(configs / 'awpo.yaml', env={'AWPO_GATE_RULE': 'zero_spread'}).gate_rule == 'eq25_plus_flat'
+    assert AWPOConfig(gate_rule='zero_spread_only').validate().gate_rule == 'flat_only'
+    with pytest.raises(ValueError, match=r"'gate_rule' \(in environment variable AWPO_GATE_RULE\): must be one of "
+                                         r"eq25, eq25_plus_flat, flat_only"):
+        AWPOConfig.load(configs / 'awpo.yaml', env={'AWPO_GATE_RULE': 'prose'})
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(f'base: {configs / "awpo.yaml"}\ngate_rule: eq26\n')
+    with pytest.raises(ValueError, match=rf"'gate_rule' \(in file {bad}\)"):
+        AWPOConfig.load(bad, env={})
+    with pytest.raises(ValueError, match="gating is off"):
+        AWPOConfig.load(configs / 'awpo_no_gating.yaml', env={'AWPO_GATE_RULE': 'flat_only'})
+    # the loaded setting is what awpo_advantages applies (the trainer passes its loaded config on)
+    r_out, r_mix = _three_groups()
+    cfg = AWPOConfig.load(configs / 'awpo_gate_flat_only.yaml', env={})
+    assert awpo_advantages(r_out, r_mix, 4, cfg).w_mix.tolist() == [1.0, 0.0, 0.0]
