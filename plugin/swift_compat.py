@@ -1,4 +1,5 @@
-"""Thin adapter: what differs between the ms-swift GRPOTrainers AWPO runs on (plugin/swift_version.py's range).
+"""Thin adapter: what differs between the ms-swift GRPOTrainers AWPO runs on (plugin/swift_version.py's range,
+4.3.x next to 4.4-4.6).
 
 ms-swift 4.4 renamed the GRPO batch from ``inputs`` (a list of dicts) to ``samples`` (GRPOSample objects) and
 moved its reward statistics into ``swift.rl_core.advantage.compute_reward_metrics``. Read from the released
@@ -12,7 +13,9 @@ the loss reading ``epsilon_low`` / ``epsilon_high`` at every call. So the adapte
 * :func:`reward_metrics`: ms-swift's own ``compute_reward_metrics`` where it exists, else the same statistics
   computed here as ms-swift 4.0-4.3 compute them inline (so runs stay comparable with stock GRPO).
 
-ms-swift 3.12 (``swift.trainers.rlhf_trainer``, other CLI flags) is not covered: refused by the range.
+4.0-4.2 look the same to this adapter, but their GRPOTrainer needs vllm to import (``swift.rollout.multi_turn``),
+so they were never run here and the range refuses them; 3.12 (``swift.trainers.rlhf_trainer``, other CLI flags)
+is not covered either.
 """
 from __future__ import annotations
 

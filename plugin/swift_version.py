@@ -7,10 +7,11 @@ plugin registers and when plugin/trainer.py is imported, before it imports ms-sw
 Why this range: AWPOGRPOTrainer (plugin/trainer.py) overrides private GRPOTrainer methods whose signatures
 are the same from ms-swift 4.4.0 to 4.6.x (``_compute_advantages(samples, rewards_per_func,
 batch_encoded_inputs)``, ``_prepare_batch_inputs(samples)``, ``_compute_loss_and_metrics(model, model_inputs,
-grpo_batch)``, ``swift.rl_core.advantage``). Releases before 4.4 build the batch from ``inputs: DataType``
-dicts in another order (3.12 under ``swift.trainers.rlhf_trainer``), so the override would have to be a second
-trainer, not an adapter. The releases actually run end to end are listed in docs/training.md ("Versions"),
-made by ``python -m benchmarks.swift_matrix``.
+grpo_batch)``, ``swift.rl_core.advantage``); 4.3.x names the batch ``inputs`` and has no ``swift.rl_core``,
+which plugin/swift_compat.py bridges. 4.0-4.2 would take the same adapter, but their GRPOTrainer cannot be
+imported without vllm (``swift.rollout.multi_turn`` imports the vLLM engine unconditionally), so no CPU run
+can check them: refused. 3.12 has another package layout and other CLI flags: refused. The releases run end
+to end are listed in docs/training.md ("Versions"), made by ``python -m benchmarks.swift_matrix``.
 
 Only the standard library and ``packaging`` here: this module must import on any ms-swift.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-SWIFT_RANGE = '>=4.0,<4.7'
+SWIFT_RANGE = '>=4.3,<4.7'
 SWIFT_REQUIREMENT = f'ms-swift{SWIFT_RANGE}'  # the install_requires line in setup.cfg, verbatim
 INSTALL_HINT = f"pip install '{SWIFT_REQUIREMENT}'"
 

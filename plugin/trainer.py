@@ -54,7 +54,7 @@ JUDGE_ROLE = 'judge'
 # ``_compute_advantages``, it sees judge.overlap's placeholders (NaN) there. So start-up checks them
 # (check_swift_api at registration and before the trainer is built, check_swift_state right after ms-swift's
 # __init__) and stops with a message naming what is missing. The same methods and attributes are in ms-swift
-# 4.4.x and 4.5.x; 4.0-4.3 name the batch ``inputs`` and lack ``swift.rl_core``, which plugin/swift_compat.py
+# 4.4.x and 4.5.x; 4.3.x names the batch ``inputs`` and lacks ``swift.rl_core``, which plugin/swift_compat.py
 # bridges. The release range (plugin/swift_version.py, = setup.cfg's) is checked first, at import.
 SUPPORTED_SWIFT = SWIFT_RANGE
 # Private methods overridden here -> the parameters ms-swift 4.4-4.6 passes them (after self).
