@@ -433,7 +433,8 @@ def say(msg: str) -> None:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='bash shells/cpu_study.sh', description=__doc__.split('\n\n')[0])
-    p.add_argument('--ablations', action='store_true', help='also AWPO without gating / difficulty / dynamic clip, and its two other gate readings')
+    p.add_argument('--ablations', action='store_true',
+                   help='also AWPO without gating / difficulty / dynamic clip, and its two other gate readings')
     p.add_argument('--steps', type=int, default=20, help='optimiser steps per run (default 20)')
     p.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
     p.add_argument('--study-dir', default=os.environ.get('STUDY_DIR') or 'runs/cpu_study')

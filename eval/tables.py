@@ -9,8 +9,8 @@ A run is placed under the paper row it reproduces by ``--map RUN=GROUP/METHOD`` 
 ``RUN=AWPO``), or by ``settings.paper_row`` in its result file; its line shows each cell as
 ``ours (Δ ours - paper)``. Rows the paper does not have but our recipes run beside its baselines
 (:data:`OUR_ROWS`: GDPO in Tables 2-3, the gate-rule readings in Table 5) are placed the same way
-(``GROUP/GDPO``) under a line marked ``(ours, not in the paper)``, with no Δ. Runs not mapped are listed after the paper rows of each table. A cell whose
-benchmark the run has not been evaluated on reads ``not run``; a cell computed on a subset (``--limit`` or
+(``GROUP/GDPO``) under a line marked ``(ours, not in the paper)``, with no Δ. Runs not mapped are listed after
+the paper rows of each table. A cell whose benchmark the run has not been evaluated on reads ``not run``; a cell computed on a subset (``--limit`` or
 missing categories) carries ``*``.
 """
 from __future__ import annotations

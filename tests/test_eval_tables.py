@@ -101,7 +101,8 @@ def test_our_rows_sit_beside_the_papers_baselines_marked_as_ours(tmp_path):
     md = T.render(R.load_runs(tmp_path, T.BENCHMARKS), [])
     t2 = md.split('### Table 2')[1].split('### Table 3')[0]
     g4 = t2.split('**Qwen3-4B-2507**')[1]
-    assert g4.index('| AWPO (paper)') < g4.index(f'| GDPO {T.OURS_MARK} |') < g4.index('| ↳ ours: `qwen3-4b-gdpo` | 70.00 |')
+    assert (g4.index('| AWPO (paper)') < g4.index(f'| GDPO {T.OURS_MARK} |')
+            < g4.index('| ↳ ours: `qwen3-4b-gdpo` | 70.00 |'))
     assert '(+' not in g4.split('qwen3-4b-gdpo')[1].split('\n')[0]
     assert 'qwen3-4b-gdpo' not in t2.split('our other runs')[1]    # placed, so not listed again
     t5 = md.split('### Table 5')[1]

@@ -58,7 +58,8 @@ def test_a_recipe_per_method_sets_only_what_defines_it(tmp_path):
     r = {m: _recipe(m, tmp_path) for m in METHODS}
     for m, v in r.items():
         assert v['KIND'] == ('sft' if m == 'sft' else 'rl') and v['INIT'] == ('sft' if m == 'sft_grpo' else 'base')
-        assert v['PLUGIN'] == {'sft': '', 'awpo': 'plugin/awpo.py'}.get('awpo' if m.startswith('awpo') else m, 'plugin/baselines.py')
+        plugin = {'sft': '', 'awpo': 'plugin/awpo.py'}.get('awpo' if m.startswith('awpo') else m, 'plugin/baselines.py')
+        assert v['PLUGIN'] == plugin, m
         assert bool(v['REWARDS']) == (m != 'sft')
         assert v['NEEDS_JUDGE'] == ('1' if m in JUDGE_METHODS else '0') and bool(v['AWPO_CONFIG']) == (
             m in JUDGE_METHODS), m

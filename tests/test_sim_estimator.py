@@ -143,7 +143,7 @@ def test_cli_writes_tables_plots_and_resumes(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in runs} == mtimes
 
 
-# ------------------------------------------------------------------ issue 22: GDPO, the gate readings, the insight judge
+# ------------------------------------------------------------ issue 22: GDPO, the gate readings, the insight judge
 def test_insight_judge_agrees_with_the_outcome_and_ranks_wrong_calls_by_q():
     """The level designed for the gate readings: correct 1, near-miss 0.9, wrong/malformed by q, never above 0.75."""
     env = make_env(0, EnvConfig())
