@@ -21,7 +21,7 @@ from plugin.outcome_reward import outcome_scores
 from plugin.toolcall_format import parse_completion, render_tool_calls
 
 REAL = Path(__file__).parent / 'fixtures' / 'real'
-XLAM_FILES = ('xlam_60k.json', 'xlam_60k_decoded.json')
+XLAM_FILES = ('xlam_60k.json', 'xlam_60k_decoded.json', 'xlam_60k_argilla_merge.json')
 
 
 def convert(source, raw, seed=0, strict=True, stats=None):
@@ -46,6 +46,7 @@ def xlam_params(name):
 
 @pytest.mark.parametrize('source,name,dialogues,instances', [
     ('xlam', 'xlam_60k.json', 3, 3), ('xlam', 'xlam_60k_decoded.json', 1, 1),
+    ('xlam', 'xlam_60k_argilla_merge.json', 1, 1),
     ('hammer', 'xlam_60k.json', 3, 3), ('hammer', 'xlam_60k_decoded.json', 1, 1),
     ('toolace', 'toolace.json', 1, 5), ('xlam_mt', 'apigen_mt_5k.json', 1, 5),
 ])
@@ -105,9 +106,9 @@ def test_xlam_required_follows_the_optional_type_on_every_real_parameter():
                     specs[(t['function']['name'], p)] = p in params.get('required', [])
     raw = {(t, p): spec for name in XLAM_FILES for t, p, spec in xlam_params(name)}
     assert specs.keys() == raw.keys()
-    assert len(raw) == 38
+    assert len(raw) == 42
     mandatory = [k for k, spec in raw.items() if not is_optional_type(spec.get('type'))]
-    assert len(mandatory) == 14 and all(specs[k] for k in mandatory)
+    assert len(mandatory) == 18 and all(specs[k] for k in mandatory)
     assert sum(1 for k in mandatory if 'default' in raw[k]) == 13  # what made the old rule drop them
     assert not any(specs[k] for k in raw if k not in mandatory)
     rows, _ = convert('xlam', read_local(REAL / 'xlam_60k.json'))
