@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from .manifest import atomic_writer, remove_manifest, write_manifest
-from .pipeline import Stats, convert_source, write_rows
+from .pipeline import Stats, convert_source, keep_fitting, write_rows
 from .sources import SOURCES, fixture_path, hub_plan, load_hub, read_local
 
 DEMO_SEED = 0
@@ -79,16 +79,18 @@ def build_plan(args) -> list[tuple[str, int | None, str, object]]:
     return plan
 
 
-def _run(plan, out_path: str, seed: int, strict: bool) -> Stats:
+def _run(plan, out_path: str, seed: int, strict: bool, length=None) -> Stats:
     """Write the rows atomically (temp file + rename: a failed run leaves no partial output), then the
-    manifest that marks the output complete (`data_prep.manifest`)."""
+    manifest that marks the output complete (`data_prep.manifest`). `length`: (length_of, max_length) to
+    leave out prompts RL would drop (`build --max-length`)."""
     stats = Stats()
     t0 = time.perf_counter()
     remove_manifest(out_path)
     with atomic_writer(out_path) as out:
         for name, count, kind, where in plan:
             raw = read_inputs(where) if kind == 'local' else [r for load in where for r in load_hub(load)]
-            write_rows(convert_source(name, raw, count, seed, strict, stats), out)
+            rows = convert_source(name, raw, count, seed, strict, stats)
+            write_rows(keep_fitting(rows, name, *length, stats) if length else rows, out)
     written = sum(stats.written.values())
     write_manifest(out_path, written, seed=seed, sources={n: c for n, c, _, _ in plan},
                    skipped=sum(stats.skips.values()))
@@ -107,7 +109,14 @@ def cmd_build(args) -> int:
                                                                     for l in where)
             print(f'{name}\t{"all" if count is None else count}\t{kind}\t{loads}')
         return 0
-    _run(plan, args.out, args.seed, args.strict)
+    length = None
+    if args.max_length:
+        from .length_filter import PromptLength
+        if not args.tokenizer:
+            raise ValueError('--max-length needs --tokenizer (the backbone: a model folder or hub id)')
+        length = (PromptLength(args.tokenizer, args.thinking == 'true', template_type=args.template,
+                               model_type=args.model_type), args.max_length)
+    _run(plan, args.out, args.seed, args.strict, length)
     return 0
 
 
@@ -134,6 +143,13 @@ def add_parsers(sub) -> None:
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--strict', action='store_true', help='any skipped row is an error naming the row')
     p.add_argument('--print-plan', action='store_true', help='print what would be loaded from where, and exit')
+    p.add_argument('--max-length', type=int, default=None, metavar='TOKENS',
+                   help="leave out instances whose prompt the backbone's template makes longer (RL drops them; "
+                        'data_prep/length_filter.py)')
+    p.add_argument('--tokenizer', default=None, help="with --max-length: the backbone's model folder or hub id")
+    p.add_argument('--thinking', choices=['true', 'false'], default='false', help='with --max-length')
+    p.add_argument('--template', default=None, help='with --max-length: ms-swift template type')
+    p.add_argument('--model-type', default=None, help='with --max-length: ms-swift model type')
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser('convert', help='convert one local raw file of one source')

@@ -73,6 +73,8 @@ class Stats:
     skips: Counter = field(default_factory=Counter)       # (source, reason) -> rows skipped
     examples: dict = field(default_factory=dict)          # (source, reason) -> first message
     asked: dict = field(default_factory=dict)             # source -> dialogues requested (None = all)
+    too_long: Counter = field(default_factory=Counter)    # source -> instances over MAX_LENGTH (length filter)
+    max_length: int | None = None
 
     def table(self) -> str:
         sources = list(dict.fromkeys([*self.read, *(s for s, _ in self.skips)]))
@@ -85,6 +87,9 @@ class Stats:
         for s, n in self.asked.items():
             if n is not None and self.dialogues[s] < n:
                 lines.append(f'note: {s}: {n} dialogues asked, only {self.dialogues[s]} usable in the input')
+        for s, n in self.too_long.items():
+            share = n / (n + self.written[s]) if n + self.written[s] else 0.0
+            lines.append(f'length filter: {s}: {n} instances over {self.max_length} tokens left out ({share:.1%})')
         if self.skips:
             lines.append('skips by reason and source:')
             for (s, reason), n in sorted(self.skips.items()):
@@ -180,3 +185,19 @@ def write_rows(rows: Iterator[dict], out: TextIO) -> int:
         out.write(row_line(row))
         n += 1
     return n
+
+
+def keep_fitting(rows: Iterator[dict], source: str, length_of, max_length: int, stats: Stats) -> Iterator[dict]:
+    """`build --max-length`: leave out the instances whose prompt RL would drop (`data_prep.length_filter`),
+    counted per source in `stats` (instances written = kept ones)."""
+    stats.max_length = max_length
+    for row in rows:
+        try:
+            n = length_of(row)
+        except Exception:  # ms-swift's encode would fail the same way
+            n = max_length + 1
+        if n > max_length:
+            stats.too_long[source] += 1
+            stats.written[source] -= 1
+            continue
+        yield row

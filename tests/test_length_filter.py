@@ -138,3 +138,27 @@ def test_smollm2_cpu_backbone_with_its_template(smollm2_dir, demo, tmp_path):
     rep = json.loads(Path(f'{out}.length_filter.json').read_text())
     kept = len(R.read_rows(out))
     assert 0 < kept < len(rows) and kept + sum(s['dropped'] for s in rep['sources'].values()) == len(rows)
+
+
+def test_build_leaves_out_what_rl_would_drop_and_counts_it_per_source(smollm2_dir, tmp_path, capsys):
+    """`build --max-length` (data_prep/pipeline.py keep_fitting): the same rows as the length filter keeps,
+    the per-source count in the build's table, the manifest counting the rows written."""
+    from data_prep.manifest import check_manifest
+    from data_prep.sources import SOURCES, fixture_path
+    inputs = [a for name in SOURCES for a in ('--input', f'{name}={fixture_path(name)}')]
+    full, fit = tmp_path / 'full.jsonl', tmp_path / 'fit.jsonl'
+    assert main(['build', '--sources', ','.join(SOURCES), '--out', str(full), *inputs]) == 0
+    capsys.readouterr()
+    assert main(['build', '--sources', ','.join(SOURCES), '--out', str(fit), *inputs, '--max-length', '300',
+                 '--tokenizer', str(smollm2_dir), '--model-type', 'llama', '--template', 'chatml']) == 0
+    table = capsys.readouterr().out
+    measure = PromptLength(str(smollm2_dir), template_type='chatml', model_type='llama')
+    rows = R.read_rows(full)
+    expect = [r for r in rows if measure(r) <= 300]
+    assert 0 < len(expect) < len(rows)
+    assert [row_key(r) for r in R.read_rows(fit)] == [row_key(r) for r in expect]
+    assert check_manifest(str(fit))['rows'] == len(expect)
+    for src in SOURCES:
+        n = sum(r['source'] == src and measure(r) > 300 for r in rows)
+        if n:
+            assert f'length filter: {src}: {n} instances over 300 tokens left out' in table
