@@ -418,6 +418,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--temperature', type=float, default=0.0)
     args = p.parse_args(argv)
     max_tokens = args.max_tokens or None
+    if getattr(args, 'smollm2', False):
+        # The CPU model's serving cap (--smollm2 [--max-new-tokens]) bounds the answer here too: a request's
+        # max_tokens would override swift deploy's --max_new_tokens (issue 20: the demo's cap from its cases).
+        from eval.serve import SMOLLM2_MAX_NEW_TOKENS
+        serve_cap = args.max_new_tokens or SMOLLM2_MAX_NEW_TOKENS
+        max_tokens = min(max_tokens or serve_cap, serve_cap)
     levels = [int(x) for x in args.levels.split(',') if x]
     data_dir = str(SAMPLE_DIR) if args.sample else args.data_dir
     cases = load_cases(levels, data_dir, args.limit)

@@ -153,6 +153,17 @@ def _jsonl(path: Path) -> List[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _numbers(x: Any) -> List[float]:
+    """Every number in ``x``: bfcl-eval writes one token count (single turn) or a list per turn and step."""
+    if isinstance(x, bool):
+        return []
+    if isinstance(x, (int, float)):
+        return [x]
+    if isinstance(x, list):
+        return [n for item in x for n in _numbers(item)]
+    return []
+
+
 def bfcl_outcomes(run_dir: Path, cap: Optional[int]) -> Optional[Tuple[Dict[str, bool], List[str]]]:
     """({case id: correct}, cut ids) of a BFCL run: ``bfcl.cases.jsonl`` for correctness, bfcl-eval's
     result files for the tokens each answer used (``output_token_count``; a cut answer used all of ``cap``)."""
@@ -163,10 +174,7 @@ def bfcl_outcomes(run_dir: Path, cap: Optional[int]) -> Optional[Tuple[Dict[str,
     cut = []
     for p in sorted((run_dir / 'bfcl_work' / 'result').rglob('*_result.json')):
         for rec in _jsonl(p):
-            used = rec.get('output_token_count')
-            if isinstance(used, list):  # multi-turn: one count per step
-                used = max([u for u in used if isinstance(u, (int, float))] or [0])
-            if cap and isinstance(used, (int, float)) and used >= cap:
+            if cap and max(_numbers(rec.get('output_token_count')), default=0) >= cap:
                 cut.append(rec['id'])
     return outcomes, cut
 
@@ -228,6 +236,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     c.add_argument('--heldout', type=Path, default=None, help='held-out rows (data_prep bfcl-split heldout.jsonl)')
     c.add_argument('--heldout-limit', type=int, default=None)
     c.add_argument('--apibank-sample', action='store_true')
+    c.add_argument('--apibank-limit', type=int, default=None, help='first N sample cases of each level')
     c.add_argument('--ceiling', type=int, default=DEFAULT_CEILING,
                    help='cases whose answer needs more tokens are left out (default %(default)s)')
     c.add_argument('--out', type=Path, required=True)
@@ -249,7 +258,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.heldout:
             golds.update(heldout_gold(args.heldout, args.heldout_limit))
         if args.apibank_sample:
-            golds.update(apibank_gold(None))
+            golds.update(apibank_gold(args.apibank_limit))
         lengths = {k: answer_tokens(gold_completion(v), tok) for k, v in golds.items()}
         out = cap_from_lengths(lengths, ceiling=args.ceiling)
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,8 @@ phase 4 "eval: $([ "$BASELINE" = 1 ] && echo 'the warm start (before) and ')the 
 # The generation cap from the evaluated cases' answers (eval/demo_eval.py), for the server and the held-out scorer.
 CAP_FILE=$RESULTS_DIR/cap.json
 CAP_CMD=(python -m eval.demo_eval cap --tokenizer "$MODEL_DIR" --bfcl-categories "$CATS" --bfcl-limit "$LIMIT"
-         --heldout "$HELDOUT_ROWS" --heldout-limit "$HELDOUT" --apibank-sample --out "$CAP_FILE")
+         --heldout "$HELDOUT_ROWS" --heldout-limit "$HELDOUT" --apibank-sample --apibank-limit "$LIMIT"
+         --out "$CAP_FILE")
 if [ "$DRY_RUN" = 1 ]; then
   run "${CAP_CMD[@]}"; CAP=CAP
 else

@@ -57,6 +57,11 @@ def test_the_old_48_token_cap_cuts_the_warm_starts_answer(smollm2_dir):
     assert 48 < n < S.SMOLLM2_MAX_NEW_TOKENS
 
 
+def test_token_counts_of_single_and_multi_turn_results():
+    assert D._numbers(60) == [60] and D._numbers([[10, 160], [3]]) == [10, 160, 3]
+    assert D._numbers(None) == [] and D._numbers(True) == [] and D._numbers('160') == []
+
+
 def test_summarize_leaves_cut_answers_out_and_lists_them():
     s = D.summarize({'a': True, 'b': False, 'c': True, 'd': True}, cut=['d', 'zzz'])
     assert (s['n'], s['correct'], s['cut']) == (3, 2, ['d'])
@@ -112,3 +117,22 @@ def test_serving_cap_option_replaces_the_default_once():
     a = p.parse_args(['--model-path', '/x', '--smollm2'])
     extra = S.server_from_args(a).extra_args
     assert extra[extra.index('--max_new_tokens') + 1] == str(S.SMOLLM2_MAX_NEW_TOKENS) != '48'
+
+
+def test_apibank_sends_the_cpu_models_serving_cap_not_its_own_32768(tmp_path):
+    """A request's max_tokens overrides swift deploy's --max_new_tokens: with --smollm2 the API-Bank request
+    carries the serving cap (the demo's cap from its cases), so the cut check sees the same cap everywhere."""
+    from eval import apibank as A
+    from tests.test_eval_apibank import ScriptedServer
+    cases = A.load_cases([1], str(A.SAMPLE_DIR), 2)
+    srv = ScriptedServer({json.dumps(c.messages): (a, c.gold) for c, a in zip(cases, ['ok', 'runaway'])})
+    try:
+        assert A.main(['--base-url', srv.url, '--sample', '--levels', '1', '--limit', '2', '--name', 'r',
+                       '--results-dir', str(tmp_path), '--smollm2', '--max-new-tokens', '96']) == 0
+        assert {b['max_tokens'] for b in srv.bodies} == {96}
+        assert json.loads((tmp_path / 'r' / 'apibank.json').read_text())['settings']['max_tokens'] == 96
+        (tmp_path / 'cap.json').write_text(json.dumps({'cap': 96}))
+        outcomes, cut = D.apibank_outcomes(tmp_path / 'r', 96)
+        assert cut == [f'apibank:{cases[1].case_id}'] and outcomes[f'apibank:{cases[0].case_id}'] is True
+    finally:
+        srv.stop()
