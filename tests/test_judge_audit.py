@@ -24,8 +24,12 @@ def judge_env(monkeypatch):
 
 
 def judged(stub):
-    """The stub's judge requests (system + user), without the start-up dialect probe (a lone user message)."""
-    return [r for r in stub.requests if r['messages'][0]['role'] == 'system']
+    """The stub's judge requests (system + user), without the start-up checks: the dialect probe (a lone user
+    message) and the real judge prompt of the start-up probe (its candidate is PROBE_SAMPLE's, issue 21)."""
+    from plugin.judge_openai import PROBE_SAMPLE
+    probe = PROBE_SAMPLE.reference_rationale[:40]
+    return [r for r in stub.requests if r['messages'][0]['role'] == 'system' and probe not in
+            r['messages'][1]['content']]
 
 
 def _rows(capsys):
@@ -47,7 +51,7 @@ def test_constant_judge_is_flagged_and_hijacked_judge_is_caught(judge_env, capsy
         judge_env(stub)
         assert judge_audit.main(['--strict']) == 1
         rows, out = _rows(capsys)
-        assert len(judged(stub)) == 9 and len(stub.requests) == 10  # + the start-up dialect probe
+        assert len(judged(stub)) == 9 and len(stub.requests) == 11  # + the dialect probe and the real probe
     # A judge giving everything 0.90 cannot tell right from wrong, nor reasoning from none.
     for label in ('honest_wrong_tool', 'verbose_nonsense', 'correct_no_reasoning'):
         assert rows[label].rstrip().endswith('FLAG'), rows[label]
@@ -76,9 +80,15 @@ def test_constant_judge_is_flagged_and_hijacked_judge_is_caught(judge_env, capsy
     assert FAKE_KEY not in out_file.read_text() and FAKE_KEY not in out
 
 
-def test_echo_judge_gives_no_score(judge_env, capsys):
+def test_echo_judge_gives_no_score(judge_env, capsys, monkeypatch):
+    """A judge that parrots its input fails the start-up probe (issue 21: a real judge prompt, no score); with
+    judge.tolerate_unreachable the audit still runs and shows it scores nothing."""
+    from plugin.judge_base import JudgeUnreachable
     with JudgeStub(mode='echo') as stub:
         judge_env(stub)
+        with pytest.raises(JudgeUnreachable, match='a real judge prompt got no score.*malformed_reply'):
+            judge_audit.main(['--strict'])
+        monkeypatch.setenv('AWPO_JUDGE_TOLERATE_UNREACHABLE', 'true')
         assert judge_audit.main(['--strict']) == 1
     _, out = _rows(capsys)
     assert 'honest      mean   -   over 0/3 scored judgments' in out and 'malformed_reply' in out

@@ -95,8 +95,10 @@ def test_awpo_judge_glue_against_the_stub(monkeypatch):
         monkeypatch.delenv('AWPO_CONFIG', raising=False)
         reward = AWPOJudge(args=None)
         assert asyncio.run(reward(completions, **kwargs)) == [0.75, 0.75, 0.75]
-        probe, *judged = stub.requests  # guided_json auto: one start-up probe of the dialect
+        # guided_json auto: one start-up probe of the dialect, then one real judge prompt (issue 21)
+        probe, real_probe, *judged = stub.requests
         assert probe['response_format']['type'] == 'json_schema' and len(probe['messages']) == 1
+        assert len(real_probe['messages']) == 2 and real_probe['response_format']['type'] == 'json_schema'
         assert len(judged) == 2  # the two identical completions were judged once
         user = judged[0]['messages'][1]['content']
         assert 'You are a tool user.' in user and 'Weather in Oslo, Celsius?' in user
