@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,7 +76,10 @@ def run_grpo(model_dir: Path, dataset: Path, output_dir: Path, reward_funcs: Seq
     Path(output_dir).parent.mkdir(parents=True, exist_ok=True)
     seen = 0
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        # its own process group: on a time-out or an exception the trainer swift starts is ended too, not only the
+        # swift wrapper (a leftover trainer would hold a core for the rest of the suite).
+        proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         deadline = time.time() + timeout
         try:
             while proc.poll() is None:
@@ -89,6 +93,9 @@ def run_grpo(model_dir: Path, dataset: Path, output_dir: Path, reward_funcs: Seq
                 time.sleep(1.0)
         finally:
             if proc.poll() is None:
-                proc.kill()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 proc.wait()
     return proc.returncode, log_path.read_text()
