@@ -69,13 +69,20 @@ def test_summarize_leaves_cut_answers_out_and_lists_them():
     assert s['ci'] == pytest.approx(list(D.wilson(2, 3)))
 
 
-def _write_run(root, name, bfcl, apibank, heldout, cap_hit=()):
+def test_a_cut_inside_a_call_is_the_caps_fault_a_ramble_is_not():
+    assert D.cut_inside_call('<think>\nplan\n</think>\n\n<tool_call>\n{"name": "math_factorial", "arguments": {"number": 5}}\n</')
+    assert not D.cut_inside_call('<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>\nAnd then I will')
+    assert not D.cut_inside_call('The area of a triangle can be calculated using Heron')
+    assert not D.cut_inside_call([{'f': {}}]) and not D.cut_inside_call(None)
+
+
+def _write_run(root, name, bfcl, apibank, heldout, cap_hit=(), cut_text='rambling on and on'):
     d = root / name
     (d / 'bfcl_work' / 'result' / 'awpo-local-FC' / 'non_live').mkdir(parents=True)
     (d / 'bfcl.cases.jsonl').write_text(''.join(json.dumps({'id': k, 'correct': v}) + '\n' for k, v in bfcl.items()))
     (d / 'bfcl_work' / 'result' / 'awpo-local-FC' / 'non_live' / 'BFCL_v4_simple_python_result.json').write_text(
-        ''.join(json.dumps({'id': k, 'result': [], 'output_token_count': 112 if k in cap_hit else 60}) + '\n'
-                for k in bfcl))
+        ''.join(json.dumps({'id': k, 'result': cut_text if k in cap_hit else [],
+                            'output_token_count': 112 if k in cap_hit else 60}) + '\n' for k in bfcl))
     (d / 'apibank.cases.jsonl').write_text(''.join(
         json.dumps({'case_id': k, 'level': 1, 'correct': v, 'finish_reason': 'stop'}) + '\n'
         for k, v in apibank.items()))
@@ -101,11 +108,26 @@ def test_report_compares_the_same_cases_and_flags_cut_answers(tmp_path, capsys):
     assert '| API-Bank sample | 1/1 = 1.00' in out
     assert 'intervals overlap: no evidence of a change' in out
     assert 'Cut by the cap (left out above): awpo:simple_python_2' in out
+    assert 'Of these, cut while writing a tool call: none.' in out
     assert (tmp_path / 't.md').read_text().strip() == out.strip()
-    assert D.main(argv + ['--require-uncut']) == 1
+    assert D.main(argv + ['--require-uncut']) == 0          # a ramble cut at the cap: left out, listed, not fatal
     (tmp_path / 'cap.json').write_text(json.dumps({'cap': 160}))   # a cap the answers did not reach
     assert D.main(argv + ['--require-uncut']) == 0
     assert 'No answer was cut by the generation cap.' in capsys.readouterr().out
+
+
+def test_require_uncut_fails_when_the_cap_cut_a_call_being_written(tmp_path, capsys):
+    """Issue 20's bug: the right call, cut at ``</`` by a cap below the answer: CI must fail."""
+    cut = '<think>\nThe request needs math_factorial with number=5.\n</think>\n\n<tool_call>\n{"name": "math_factorial", "arguments": {"number": 5}}\n</'
+    _write_run(tmp_path, 'ws', {'simple_python_1': True}, {'L1:a': True}, {'h1': True})
+    _write_run(tmp_path, 'awpo', {'simple_python_1': False}, {'L1:a': True}, {'h1': True},
+               cap_hit=('simple_python_1',), cut_text=cut)
+    (tmp_path / 'cap.json').write_text(json.dumps({'cap': 48}))
+    argv = ['report', '--results', str(tmp_path), '--cap', str(tmp_path / 'cap.json'), '--before', 'ws',
+            '--after', 'awpo', '--require-uncut']
+    assert D.main(argv) == 1
+    out = capsys.readouterr()
+    assert 'cut while writing a tool call: awpo:simple_python_1.' in out.out and 'raise the cap' in out.err
 
 
 def test_serving_cap_option_replaces_the_default_once():
@@ -132,7 +154,8 @@ def test_apibank_sends_the_cpu_models_serving_cap_not_its_own_32768(tmp_path):
         assert {b['max_tokens'] for b in srv.bodies} == {96}
         assert json.loads((tmp_path / 'r' / 'apibank.json').read_text())['settings']['max_tokens'] == 96
         (tmp_path / 'cap.json').write_text(json.dumps({'cap': 96}))
-        outcomes, cut = D.apibank_outcomes(tmp_path / 'r', 96)
+        outcomes, cut, in_call = D.apibank_outcomes(tmp_path / 'r', 96)
         assert cut == [f'apibank:{cases[1].case_id}'] and outcomes[f'apibank:{cases[0].case_id}'] is True
+        assert in_call == []     # the runaway writes prose, no call in progress
     finally:
         srv.stop()
