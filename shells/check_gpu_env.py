@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -76,7 +77,12 @@ def resolve(reqs: list[str], report: Path) -> dict[str, str]:
     if p.returncode != 0:
         raise RuntimeError(f'pip could not resolve {" ".join(reqs)}:\n{p.stderr[-4000:]}')
     data = json.loads(report.read_text())
-    return {i['metadata']['name'].lower(): i['metadata']['version'] for i in data['install']}
+    return {normalize(i['metadata']['name']): i['metadata']['version'] for i in data['install']}
+
+
+def normalize(name: str) -> str:
+    """A distribution name as PEP 503 compares them (ms_swift == ms-swift)."""
+    return re.sub(r'[-_.]+', '-', name).lower()
 
 
 def main(argv=None) -> int:

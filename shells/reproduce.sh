@@ -143,7 +143,12 @@ fi
 # (written once that row's evaluations or plots are done; rank 0 clears the table's markers when it starts).
 # After deleting results to re-evaluate them on several nodes, delete RUNS_DIR/.sync as well.
 SYNC_DIR=$RUNS_DIR/.sync/$TABLE
-if [ "$NNODES" -gt 1 ] && [ "$LEADER" = 1 ] && [ "$DRY_RUN" != 1 ]; then rm -rf "$SYNC_DIR"; mkdir -p "$SYNC_DIR"; fi
+if [ "$NNODES" -gt 1 ] && [ "$LEADER" = 1 ] && [ "$DRY_RUN" != 1 ]; then
+  rm -rf "$SYNC_DIR"; mkdir -p "$SYNC_DIR"
+  # rank 0 stopping with an error tells the waiting nodes, which stop too instead of waiting WAIT_EVAL_S
+  rank0_exit() { local rc=$?; [ "$rc" = 0 ] || echo "exit $rc at $(date -u +%FT%TZ)" > "$SYNC_DIR/rank0.failed"; }
+  trap rank0_exit EXIT
+fi
 row_evaluated() {  # rank 0: this row's evaluations are done
   [ "$NNODES" -gt 1 ] && [ "$DRY_RUN" != 1 ] || return 0
   date -u +%FT%TZ > "$SYNC_DIR/$1.evaluated"
@@ -153,6 +158,7 @@ wait_for_rank0() {  # other ranks: before the next launch, until rank 0 has eval
   [ "$DRY_RUN" != 1 ] || return 0
   local waited=0
   until [ -f "$SYNC_DIR/$1.evaluated" ]; do
+    [ ! -f "$SYNC_DIR/rank0.failed" ] || die "node rank 0 stopped ($(cat "$SYNC_DIR/rank0.failed")): see its output (a marker of an earlier attempt? start node rank 0 first: it clears $SYNC_DIR)"
     [ "$waited" -lt "${WAIT_EVAL_S:-86400}" ] ||
       die "node rank 0 has not evaluated $1 after ${waited}s (no $SYNC_DIR/$1.evaluated): is RUNS_DIR shared with it, is it still running?"
     sleep "$POLL_S"; waited=$((waited + POLL_S))

@@ -111,11 +111,12 @@ def test_gpu_env_resolves_from_the_registry(tmp_path):
     p = subprocess.run([sys.executable, '-m', 'shells.check_gpu_env', '--report-dir', str(tmp_path)], cwd=REPO,
                        capture_output=True, text=True, timeout=1800)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    main = {i['metadata']['name'].lower(): i['metadata']['version']
+    from shells.check_gpu_env import normalize
+    main = {normalize(i['metadata']['name']): i['metadata']['version']
             for i in json.loads((tmp_path / '.venv.json').read_text())['install']}
     assert main['torch'] == '2.14.0' and main['vllm'].startswith('0.33.') and main['ms-swift'].startswith('4.')
     assert 'deepspeed' in main and 'evalscope' in main
-    ev = {i['metadata']['name'].lower() for i in json.loads((tmp_path / '.venv-eval.json').read_text())['install']}
+    ev = {normalize(i['metadata']['name']) for i in json.loads((tmp_path / '.venv-eval.json').read_text())['install']}
     assert 'bfcl-eval' in ev
 
 
@@ -170,6 +171,21 @@ def test_every_recipe_fits_its_profile_and_train_sh_prints_the_plan(tmp_path):
                 if method == 'awpo':   # vLLM: weights and at least a quarter of an engine's sequences at full length
                     held, n = plan.kv_seqs
                     assert held >= n / 4, (model, prof, held, n)
+
+
+def test_every_profile_fits_on_fewer_gpus_too(tmp_path):
+    """On 1, 2 or 4 GPUs the ZeRO-3 shards grow (16 B per parameter / GPUs): below the GPU count a backbone needs
+    on a card, the profile keeps weights and optimiser on the CPU (zero3_offload), and the plan fits."""
+    for model in GPU_MODELS:
+        for prof in ('80g', '40g', '24g'):
+            for n in (1, 2, 4):
+                p = sh(tmp_path, 'train.sh', '--dry-run', 'awpo', model, MEM_PROFILE=prof, NPROC_PER_NODE=n)
+                assert 'DOES NOT FIT' not in p.stderr, (model, prof, n, p.stderr[-1500:])
+    [(_, argv)] = commands(sh(tmp_path, 'train.sh', '--dry-run', 'awpo', 'qwen3-8b', MEM_PROFILE='40g',
+                              NPROC_PER_NODE=4).stdout)
+    assert argv[argv.index('--deepspeed') + 1] == 'zero3_offload'
+    [(_, argv)] = commands(sh(tmp_path, 'train.sh', '--dry-run', 'awpo', 'qwen3-8b', MEM_PROFILE='40g').stdout)
+    assert argv[argv.index('--deepspeed') + 1] == 'zero3'
 
 
 def test_train_refuses_a_launch_that_does_not_fit_naming_profile_shortfall_and_what_fits(tmp_path):

@@ -173,6 +173,13 @@ mem_profile_args() {
          if [ "${BACKBONE:-}" = qwen3-8b ]; then MEM_ARGS+=(--vllm_tensor_parallel_size 2); fi ;;
     *) return 1 ;;
   esac
+  # ZeRO-3 keeps weights, gradients and Adam on the GPUs (16 B per parameter / GPUs): with fewer GPUs than the
+  # card needs for the backbone (the memory plan's numbers), weights and optimiser live on the CPU instead.
+  local need
+  case "${BACKBONE:-}-${MEM_PROFILE:-80g}" in
+    qwen3-4b-80g) need=2 ;; qwen3-8b-80g) need=4 ;; qwen3-4b-40g) need=4 ;; qwen3-8b-40g) need=8 ;; *) need=1 ;;
+  esac
+  if [ $(("${GPUS_PER_NODE:-8}" * "${NNODES:-1}")) -lt "$need" ]; then DEEPSPEED=zero3_offload; fi
 }
 
 # ---------------------------------------------------------------- one model hub for training and evaluation
