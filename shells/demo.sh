@@ -91,8 +91,9 @@ if [ "$DRY_RUN" != 1 ] && ! python -c 'import swift, plugin.advantage' 2>/dev/nu
   die "python ($(command -v python)) cannot import ms-swift and this project: run 'bash shells/setup_cpu.sh' and 'source .venv/bin/activate' first"
 fi
 
-# Progress: each phase says what runs and about how long is left, from the phase times measured on an idle
-# 2-core machine (docs/cpu.md, "The demo"); a busy machine takes longer.
+# Progress: each phase says what runs and roughly how long is left on an idle 2-core machine: warm start ~7 min
+# (measured), AWPO ~30 s a step (6 steps: 3 min 23 s measured), evaluation a guess of ~45 s of server start-ups
+# and ~3 s a case per model (not yet measured with the new cap, docs/cpu.md); a busy machine takes longer.
 MODELS=$(( BASELINE + 1 ))
 WS_READY=0
 python -c 'import sys; from cpu_model.warm_start import is_complete; from cpu_model.smollm2 import warm_start_dir
