@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 RELEASES = ('4.6.0', '4.5.3', '4.4.2', '4.3.2', '4.2.3', '4.1.3', '4.0.4', '3.12.6')
 TORCH = 'torch==2.13.0'  # the CPU build shells/setup_cpu.sh installs
 STEPS = 2
+TRAIN_TIMEOUT = 3 * 3600  # a 2-step run takes ~2 min idle; a box shared with other jobs can take 30 min and more
 RESULT_TAG = 'AWPO_MATRIX_RESULT '
 STAGES = ('install', 'api', 'register', 'train')
 
@@ -134,6 +135,18 @@ def _probe_register() -> Dict:
     return {'status': 'ok', 'message': f'rewards {sorted(REWARDS)} and trainer {TRAINER} registered'}
 
 
+def _kill_processes_of(out: Path) -> None:
+    """Kill the processes whose command line names ``out`` (by pid): on a timeout, run_grpo kills the ``swift``
+    launcher only, and the ``swift/cli/rlhf.py`` child it started would train on as an orphan."""
+    import signal
+    for d in Path('/proc').glob('[0-9]*'):
+        try:
+            if int(d.name) != os.getpid() and str(out) in (d / 'cmdline').read_bytes().replace(b'\0', b' ').decode():
+                os.kill(int(d.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def _probe_train(workdir: Path, steps: int, model_wait: float = 0) -> Dict:
     import socket
 
@@ -165,7 +178,11 @@ def _probe_train(workdir: Path, steps: int, model_wait: float = 0) -> Dict:
         out = workdir / 'run'
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.time()
-        rc, log = run_grpo(model, rows, out, ['awpo_outcome', 'awpo_judge'], steps=steps, env=env)
+        try:
+            rc, log = run_grpo(model, rows, out, ['awpo_outcome', 'awpo_judge'], steps=steps, env=env,
+                               timeout=TRAIN_TIMEOUT)
+        finally:
+            _kill_processes_of(out)
         seconds = round(time.time() - t0, 1)
     finally:
         stub.kill()
@@ -211,21 +228,27 @@ class Release:
         self.run_dir = workdir / 'runs' / release
         self.py = self.venv / 'bin' / 'python'
 
-    def sh(self, name: str, cmd: List[str], env: Optional[Dict] = None, timeout: float = 3600):
+    def sh(self, name: str, cmd: List[str], env: Optional[Dict] = None, timeout: float = TRAIN_TIMEOUT + 600):
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f'{name}.log', 'w') as log:
             log.write('$ ' + ' '.join(map(str, cmd)) + '\n')
             log.flush()
-            p = subprocess.run([str(c) for c in cmd], cwd=self.repo, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, 'PIP_DISABLE_PIP_VERSION_CHECK': '1', **(env or {})},
-                               timeout=timeout)
-        return p.returncode, (self.logs / f'{name}.log').read_text(errors='replace')
+            try:
+                rc = subprocess.run([str(c) for c in cmd], cwd=self.repo, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, 'PIP_DISABLE_PIP_VERSION_CHECK': '1', **(env or {})},
+                                    timeout=timeout).returncode
+            except subprocess.TimeoutExpired:
+                log.write(f'\nTimeoutError: {name} did not finish in {timeout:.0f} s\n')
+                rc = 124
+        return rc, (self.logs / f'{name}.log').read_text(errors='replace')
 
     def pip(self, name: str, *args: str, constraints: List[str] = ()):
         cons = self.logs / f'{name}.constraints.txt'
         self.logs.mkdir(parents=True, exist_ok=True)
         cons.write_text('\n'.join([TORCH, *constraints]) + '\n')
-        return self.sh(name, [self.py, '-m', 'pip', 'install', '-c', cons, *args])
+        # --no-compile: Python compiles what it imports anyway; pip's byte-compiling of every file of transformers,
+        # gradio, ms-swift... is most of an install's CPU time.
+        return self.sh(name, [self.py, '-m', 'pip', 'install', '--no-compile', '-c', cons, *args])
 
     def install(self) -> Dict:
         shutil.rmtree(self.venv, ignore_errors=True)
