@@ -201,15 +201,18 @@ def test_reproduce_table4_on_smaller_nodes(tmp_path, checks, data_dir, judge, gp
 
 def _two_nodes(tmp_path, checks, data_dir, judge, table, *args, slow_eval: str, **env):
     """Two reproduce.sh processes on this machine (node ranks 0 and 1) sharing RUNS_DIR / DATA_DIR; rank 0's
-    evaluation of `slow_eval` takes longer than the rendezvous timeout."""
+    evaluation of `slow_eval` outlasts any rendezvous wait."""
     work = _workdir(tmp_path, data_dir)
-    with Rehearsal(tmp_path / 'nodes', gpus=8, rdzv_timeout=15.0, eval_seconds=20.0, checks=checks) as reh:
+    with Rehearsal(tmp_path / 'nodes', gpus=8, rdzv_timeout=60.0, eval_seconds=15.0, checks=checks) as reh:
         common = dict(NNODES=2, MASTER_ADDR='127.0.0.1', MASTER_PORT=29511, AWPO_JUDGE_BASE_URL=judge,
                       WAIT_POLL_S=1, REHEARSAL_SLOW_EVAL=slow_eval, **env)
-        procs = [start_script(reh, work, 'reproduce.sh', *args, table, NODE_RANK=r,
+        logs = [tmp_path / f'node{r}.log' for r in (0, 1)]
+        procs = [start_script(reh, work, 'reproduce.sh', *args, table, NODE_RANK=r, log=logs[r],
                               RESULTS_DIR=work / f'results{r}', **common) for r in (0, 1)]
         try:
-            outs = [p.communicate(timeout=900) for p in procs]
+            for p in procs:
+                p.wait(timeout=900)
+            outs = [('', log.read_text()) for log in logs]
         finally:
             for p in procs:   # a node left waiting (e.g. for a marker that never comes) ends with the test
                 if p.poll() is None:
@@ -219,7 +222,7 @@ def _two_nodes(tmp_path, checks, data_dir, judge, table, *args, slow_eval: str, 
 
 def test_reproduce_on_two_nodes_waits_for_rank_0s_evaluations(tmp_path, checks, data_dir, judge):
     """Defect 3: rank 1 must not start the next launch while rank 0 evaluates (here the base row's evaluation
-    takes 20 s, the rendezvous allows 15 s)."""
+    lasts 15 s, and on while a node waits in a rendezvous: longer than the 60 s rendezvous window)."""
     reh, work, procs, outs = _two_nodes(tmp_path, checks, data_dir, judge, 'all', '--models', 'qwen3-1.7b',
                                         slow_eval='qwen3-1.7b-base')
     errs = '\n'.join(f'--- node {r} (exit {p.returncode}):\n{err[-4000:]}' for r, (p, (_, err)) in

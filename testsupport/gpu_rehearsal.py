@@ -15,9 +15,10 @@ Stand-ins, put first on PATH (``Rehearsal.env()``):
   - ``export``: writes the output folder.
 * ``python -m eval.bfcl|eval.apibank|eval.mmlu_pro``: an evaluator serves the model with vLLM on a GPU. The
   stand-in checks the checkpoint as the evaluator does (``eval.serve.resolve_checkpoint``), records the vLLM
-  command the evaluator would start (``eval.serve.vllm_cmd`` + ``thinking_args``), waits ``eval_seconds`` (an
-  evaluation takes long: what breaks a multi-node run; only for the row named by REHEARSAL_SLOW_EVAL, if set)
-  and writes the summary with ``eval.results``. Every
+  command the evaluator would start (``eval.serve.vllm_cmd`` + ``thinking_args``), waits ``eval_seconds`` (only
+  for the row named by REHEARSAL_SLOW_EVAL, if set; that one also lasts while another node waits in a
+  rendezvous, as a real evaluation outlasts torchrun's 600 s: what breaks a multi-node run) and writes the
+  summary with ``eval.results``. Every
   other ``python`` call runs the real interpreter.
 * modules ``vllm`` and ``deepspeed`` (only their versions, for the smoke's version line).
 
@@ -222,12 +223,23 @@ def rendezvous(key: str, nnodes: int, node_rank: int, timeout: float) -> str | N
     while True:
         arrived = [r for r in range(nnodes) if (gen / f'node{r}').exists()]
         if len(arrived) == nnodes:
+            (gen / 'done').touch()
             return None
         if time.time() > deadline:
+            (gen / f'node{node_rank}.timeout').touch()
             return (f'torch.distributed.DistStoreError: Timed out after {timeout:g} seconds waiting for clients. '
                     f'{len(arrived)}/{nnodes} clients joined (static rendezvous, node rank {node_rank}: the other '
                     f'nodes did not start this launch in time)')
         time.sleep(0.05)
+
+
+def _someone_waits() -> bool:
+    """A node is in a rendezvous that neither completed nor timed out."""
+    for gen in (Path(os.environ['REHEARSAL_DIR']) / 'rdzv').glob('*/*'):
+        arrived = list(gen.glob('node[0-9]*'))
+        if not (gen / 'done').exists() and not list(gen.glob('*.timeout')) and arrived:
+            return True
+    return False
 
 
 def _write_run(argv: list[str], sub: str) -> None:
@@ -328,9 +340,15 @@ def evaluator_main(module: str, argv: list[str]) -> int:
         return 2
     serve = vllm_cmd(ckpt, 8000, name, thinking_args('vllm', None if think is None else think == 'true'))
     _log({'kind': 'eval', 'module': module, 'argv': argv, 'env': env, 'vllm': serve, 'time': time.time()})
-    slow = os.environ.get('REHEARSAL_SLOW_EVAL')   # only this row's evaluation takes eval_seconds (if set)
+    slow = os.environ.get('REHEARSAL_SLOW_EVAL')   # only this row's evaluation takes long (if set)
     if not slow or slow == name:
         time.sleep(float(os.environ.get('REHEARSAL_EVAL_S', '0')))
+    if slow == name:
+        # A real evaluation outlasts torchrun's 600 s window: this one lasts while another node waits in a
+        # rendezvous (until that wait times out), so a node that went ahead fails as it would on GPUs.
+        deadline = time.time() + 3 * float(os.environ['REHEARSAL_RDZV_TIMEOUT'])
+        while _someone_waits() and time.time() < deadline:
+            time.sleep(0.2)
     paths = R.plan_run(_flag(argv, '--results-dir', 'results'), name, bench,
                        on_exists='suffix' if '--on-exists' in argv else 'refuse')
     limit = _flag(argv, '--limit')
@@ -583,9 +601,11 @@ def run_script(reh: Rehearsal, workdir: Path, script: str, *args: str, timeout: 
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_script(reh: Rehearsal, workdir: Path, script: str, *args: str, **env) -> subprocess.Popen:
+def start_script(reh: Rehearsal, workdir: Path, script: str, *args: str, log: Path, **env) -> subprocess.Popen:
+    """Start shells/SCRIPT in the background, its stdout and stderr into `log` (a file: two nodes' pipes read one
+    after the other would fill up and block the second node)."""
     return subprocess.Popen(['bash', str(REPO / 'shells' / script), *args], cwd=REPO, env=reh.env(workdir, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=open(log, 'w'), stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def shell_words(cmd: list[str]) -> str:
