@@ -37,6 +37,7 @@ The model (per GPU, GiB = 2**30 bytes; estimates stated with their assumption):
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -295,7 +296,7 @@ def table(methods=('awpo', 'sft')) -> str:
     for backbone in BACKBONES:
         for profile in PROFILES:
             for method in methods:
-                env = dict(__import__('os').environ, MEM_PROFILE=profile, MEMORY_PLAN='0')
+                env = dict(os.environ, MEM_PROFILE=profile, MEMORY_PLAN='0')
                 out = subprocess.run(['bash', str(repo / 'shells' / 'train.sh'), '--dry-run', method, backbone],
                                      capture_output=True, text=True, env=env, cwd=repo).stdout
                 for line in out.splitlines():

@@ -5,6 +5,7 @@ The CPU rehearsal that runs gpu_smoke.sh / reproduce.sh for real is tests/test_g
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from shells import memory_plan as MP
 from testsupport import REPO
-from testsupport.shell_run import SHELLS, commands, sh, swift_parse
+from testsupport.shell_run import SHELLS, _env, commands, sh, swift_parse
 
 GPU_MODELS = ['qwen3-1.7b', 'qwen3-4b', 'qwen3-8b']
 
@@ -25,7 +26,6 @@ def _fake_smi(tmp: Path, gpus: int) -> str:
     b.mkdir(exist_ok=True)
     (b / 'nvidia-smi').write_text(f'#!/bin/sh\nseq 0 {gpus - 1}\n')
     (b / 'nvidia-smi').chmod(0o755)
-    import os
     return f'{b}:{os.environ["PATH"]}'
 
 
@@ -106,6 +106,8 @@ def test_gpu_env_check_resolves_exactly_what_setup_gpu_installs():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get('CHECK_GPU_ENV') != '1', reason='asks the package registry for ~400 packages '
+                    '(minutes): CHECK_GPU_ENV=1 to run, or python -m shells.check_gpu_env')
 def test_gpu_env_resolves_from_the_registry(tmp_path):
     """pip's resolver over the GPU set-up's package set (no install, no CUDA index: see the script)."""
     p = subprocess.run([sys.executable, '-m', 'shells.check_gpu_env', '--report-dir', str(tmp_path)], cwd=REPO,
@@ -211,7 +213,7 @@ def test_dry_runs_of_smoke_and_reproduce_print_the_memory_plan(tmp_path):
     assert p.stderr.count('memory plan: qwen3-1.7b') == 2 and 'peak generation' in p.stderr
     p = subprocess.run(['bash', str(SHELLS / 'reproduce.sh'), '--dry-run', '--models', 'qwen3-8b', 'table4'],
                        cwd=REPO, capture_output=True, text=True, timeout=120,
-                       env=dict(__import__('testsupport.shell_run', fromlist=['_env'])._env(tmp_path)))
+                       env=_env(tmp_path))
     assert p.returncode == 0 and 'memory plan: qwen3-8b' in p.stderr
     table = MP.table(methods=('awpo',))
     assert table.count('| yes |') == 9 and 'NO:' not in table
