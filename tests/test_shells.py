@@ -460,7 +460,7 @@ def test_thinking_mode_is_explicit_and_the_same_in_training_rollout_and_evaluati
     cmds = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2').stdout)
     served = {a[a.index('--name') + 1]: a[a.index('--enable-thinking') + 1] for _, a in cmds
               if a[:3] == ['python', '-m', 'eval.bfcl']}
-    assert len(served) == 21
+    assert len(served) == 24  # 8 rows (gdpo is ours, issue 22) x 3 backbones
     for name, value in served.items():
         model = next(m for m in THINKING if name.startswith(m + '-'))
         assert value == str(THINKING[model]).lower(), name
@@ -508,12 +508,12 @@ def test_reproduce_rank_guard_data_and_eval_on_rank_0_only(tmp_path, rank_env):
     heads = {' '.join(a[:3]) for _, a in cmds}
     assert not any(h.startswith(('python -m data_prep', 'python -m eval')) for h in heads), heads
     trains = [(e, a) for e, a in cmds if a[:2] in (['swift', 'rlhf'], ['swift', 'sft'])]
-    assert len(trains) == 3 * 6 and all(e['NODE_RANK'] == '1' and e['NNODES'] == '2' for e, _ in trains)
+    assert len(trains) == 3 * 7 and all(e['NODE_RANK'] == '1' and e['NNODES'] == '2' for e, _ in trains)
     assert "waiting for rank 0's data" in p.stderr
     lead = commands(sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', NNODES=2, NODE_RANK=0,
                        MASTER_ADDR='10.0.0.1').stdout)
     assert sum(a[:3] == ['python', '-m', 'data_prep'] for _, a in lead) == 4
-    assert sum(a[:3] == ['python', '-m', 'eval.bfcl'] for _, a in lead) == 21
+    assert sum(a[:3] == ['python', '-m', 'eval.bfcl'] for _, a in lead) == 24
     bad = sh(tmp_path, 'reproduce.sh', '--dry-run', 'table2', check=False, NNODES=2, NODE_RANK=2)
     assert bad.returncode == 2 and 'not in 0..1' in bad.stderr and bad.stdout == ''
 
