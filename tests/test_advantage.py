@@ -80,12 +80,8 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize('cfg_i', range(len(CONFIGS)))
-@pytest.mark.parametrize('seed', range(12))
-def test_vectorised_matches_loop_reference(seed, cfg_i):
-    cfg = CONFIGS[cfg_i]
-    G, K = 3 + seed, [1, 2, 4, 8][seed % 4]
-    r_out, r_mix = random_batch(seed, G, K, nan_frac=0.05 if seed % 3 == 0 else 0.0)
+def assert_matches_reference(r_out, r_mix, K, cfg):
+    """The vectorised awpo_advantages equals the loop reference on every output; returns its result."""
     res = awpo_advantages(r_out, r_mix, K, cfg)
     adv, eps, r_g, w, d = reference(r_out.tolist(), r_mix.tolist(), K, cfg)
     torch.testing.assert_close(res.advantages, torch.tensor(adv, dtype=torch.float64), rtol=1e-9, atol=1e-9)
@@ -93,6 +89,16 @@ def test_vectorised_matches_loop_reference(seed, cfg_i):
     torch.testing.assert_close(res.d, torch.tensor(d, dtype=torch.float64))
     torch.testing.assert_close(res.r_g, torch.tensor(r_g, dtype=torch.float64), equal_nan=True)
     assert res.clip_eps == pytest.approx(eps, abs=1e-12)
+    return res
+
+
+@pytest.mark.parametrize('cfg_i', range(len(CONFIGS)))
+@pytest.mark.parametrize('seed', range(12))
+def test_vectorised_matches_loop_reference(seed, cfg_i):
+    cfg = CONFIGS[cfg_i]
+    G, K = 3 + seed, [1, 2, 4, 8][seed % 4]
+    r_out, r_mix = random_batch(seed, G, K, nan_frac=0.05 if seed % 3 == 0 else 0.0)
+    res = assert_matches_reference(r_out, r_mix, K, cfg)
     assert torch.isfinite(res.advantages).all()
 
 
@@ -258,13 +264,7 @@ def test_gate_readings_match_loop_reference(seed, cfg_i):
     cfg = RULE_CONFIGS[cfg_i]
     G, K = 3 + seed, [2, 4, 8, 1][seed % 4]
     r_out, r_mix = random_batch_with_flat_groups(seed, G, K, nan_frac=0.05 if seed % 3 == 0 else 0.0)
-    res = awpo_advantages(r_out, r_mix, K, cfg)
-    adv, eps, r_g, w, d = reference(r_out.tolist(), r_mix.tolist(), K, cfg)
-    torch.testing.assert_close(res.advantages, torch.tensor(adv, dtype=torch.float64), rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(res.w_mix, torch.tensor(w, dtype=torch.float64))
-    torch.testing.assert_close(res.d, torch.tensor(d, dtype=torch.float64))
-    torch.testing.assert_close(res.r_g, torch.tensor(r_g, dtype=torch.float64), equal_nan=True)
-    assert res.clip_eps == pytest.approx(eps, abs=1e-12)
+    res = assert_matches_reference(r_out, r_mix, K, cfg)
     if K > 1 and seed % 3:  # the batch does hold flat groups the new readings open (so this test can fail)
         assert (res.w_mix == 1.0).any()
 
