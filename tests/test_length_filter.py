@@ -15,6 +15,7 @@ from data_prep import rationales as R
 from data_prep.__main__ import main
 from data_prep.dialogue import row_key
 from data_prep.length_filter import PromptLength, recipe_max_length, split_by_length
+from testsupport.chat_messages import openai_messages
 from testsupport.rationale_stub import RationaleStub
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,21 +47,6 @@ def qwen3_len(qwen3_dir):
     return PromptLength(str(qwen3_dir), thinking=False, model_type='qwen3', template_type='qwen3')
 
 
-def _openai_messages(messages):
-    """Our rows (ms-swift roles) -> OpenAI chat messages, as an evaluator sends them to vLLM."""
-    msgs = []
-    for m in messages:
-        if m['role'] == 'tool_call':
-            call = {'type': 'function', 'function': json.loads(m['content'])}
-            if msgs and msgs[-1]['role'] == 'assistant' and msgs[-1].get('tool_calls') is not None:
-                msgs[-1]['tool_calls'].append(call)
-            else:
-                msgs.append({'role': 'assistant', 'content': '', 'tool_calls': [call]})
-        elif m['role'] == 'tool_response':
-            msgs.append({'role': 'tool', 'content': m['content']})
-        else:
-            msgs.append({'role': m['role'], 'content': m['content']})
-    return msgs
 
 
 def test_recipe_max_length_is_read_from_common_sh():
@@ -72,7 +58,7 @@ def test_length_is_the_token_count_of_the_rendered_prompt(qwen3_len, demo):
     _, rows = demo
     tok = qwen3_len.processor
     for row in rows:
-        text = tok.apply_chat_template(_openai_messages(row['messages']), tools=json.loads(row['tools']),
+        text = tok.apply_chat_template(openai_messages(row['messages']), tools=json.loads(row['tools']),
                                        tokenize=False, add_generation_prompt=True, enable_thinking=False)
         assert qwen3_len(row) == len(tok(text, add_special_tokens=False)['input_ids']), row_key(row)
 

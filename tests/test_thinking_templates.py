@@ -36,21 +36,7 @@ out = {'template_of': {m: get_matched_model_meta(m).template
                        for m in ('Qwen/Qwen3-1.7B', 'Qwen/Qwen3-8B', 'Qwen/Qwen3-4B-Instruct-2507')},
        'think_id': proc.convert_tokens_to_ids('<think>'), 'rows': []}
 
-def openai_messages(messages):
-    """Our rows (ms-swift roles) -> OpenAI chat messages, as an evaluator sends them to vLLM."""
-    msgs = []
-    for m in messages:
-        if m['role'] == 'tool_call':
-            call = {'type': 'function', 'function': json.loads(m['content'])}
-            if msgs and msgs[-1]['role'] == 'assistant' and msgs[-1].get('tool_calls') is not None:
-                msgs[-1]['tool_calls'].append(call)
-            else:
-                msgs.append({'role': 'assistant', 'content': '', 'tool_calls': [call]})
-        elif m['role'] == 'tool_response':
-            msgs.append({'role': 'tool', 'content': m['content']})
-        else:
-            msgs.append({'role': m['role'], 'content': m['content']})
-    return msgs
+from testsupport.chat_messages import openai_messages  # cwd is the repo (subprocess cwd=REPO)
 
 for line in open(rows_path):
     row = json.loads(line)
