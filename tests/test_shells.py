@@ -371,6 +371,32 @@ def test_demo_trains_awpo_on_the_cpu_model_then_evaluates_tabulates_and_plots(pa
     assert cap[cap.index('--heldout') + 1] == held[held.index('--rows') + 1]
 
 
+def test_the_default_demo_compares_before_and_after_on_bfcl_and_the_heldout_rows(tmp_path):
+    """Issue 20: the default demo evaluates the warm start and the AWPO model on the same cases; the API-Bank
+    sample (1/8 before and after, 3.7 of 17 min, 2026-12-04) only with DEMO_APIBANK=1, and its cases then
+    count in the cap."""
+    def plan(**env):
+        out = sh(tmp_path, 'demo.sh', '--dry-run', AWPO_WARMSTART_DIR=tmp_path / 'ws', DEMO_DIR=tmp_path / 'd',
+                 **env).stdout
+        return [a for _, a in commands(out)]
+    runs = plan()
+    evals = [a for a in runs if a[:3] in (['python', '-m', 'eval.bfcl'], ['python', '-m', 'eval.apibank'])]
+    assert [a[2] for a in evals] == ['eval.bfcl', 'eval.bfcl']                     # before, after
+    assert [a[a.index('--name') + 1] for a in evals] == ['smollm2-warmstart', 'smollm2-awpo']
+    assert all(a[a.index('--limit') + 1] == '20' for a in evals)
+    held = [a for a in runs if a[:3] == ['python', '-m', 'cpu_model.heldout']]
+    assert len(held) == 2 and '--adapter' not in held[0] and '--adapter' in held[1]
+    [cap] = [a for a in runs if a[:4] == ['python', '-m', 'eval.demo_eval', 'cap']]
+    assert '--apibank-sample' not in cap
+    runs = plan(DEMO_APIBANK='1')
+    assert [a[2] for a in runs if a[:2] == ['python', '-m'] and a[2] in ('eval.bfcl', 'eval.apibank')] == \
+        ['eval.bfcl', 'eval.apibank'] * 2
+    [cap] = [a for a in runs if a[:4] == ['python', '-m', 'eval.demo_eval', 'cap']]
+    assert '--apibank-sample' in cap
+    p = sh(tmp_path, 'demo.sh', '--dry-run', check=False, DEMO_APIBANK='yes', DEMO_DIR=tmp_path / 'd')
+    assert p.returncode == 2 and 'DEMO_APIBANK' in p.stderr
+
+
 # ------------------------------------------------------------------------------------------ behaviour
 def test_judge_methods_refuse_to_start_without_a_judge_endpoint(tmp_path):
     p = sh(tmp_path, 'train.sh', 'awpo', 'qwen3-1.7b', check=False)
