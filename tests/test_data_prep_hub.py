@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from importlib.metadata import version
 from pathlib import Path
 
@@ -58,9 +57,8 @@ class GatedHub:
 
     def __enter__(self):
         from aiohttp import web
-        import asyncio
+        from testsupport.aiohttp_thread import ThreadedApp
         self.paths = []
-        ready = threading.Event()
 
         async def gated(request):
             self.paths.append(request.path)
@@ -71,26 +69,12 @@ class GatedHub:
                                      'X-Error-Message': 'Access to dataset is restricted and you are not in the '
                                                         'authorized list. Visit the dataset page to ask for access.'})
 
-        def serve():
-            self.loop = asyncio.new_event_loop()
-            app = web.Application()
-            app.router.add_route('*', '/{tail:.*}', gated)
-            self.runner = web.AppRunner(app)
-            self.loop.run_until_complete(self.runner.setup())
-            site = web.TCPSite(self.runner, '127.0.0.1', 0)
-            self.loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
+        self._server = ThreadedApp(lambda app: app.router.add_route('*', '/{tail:.*}', gated)).__enter__()
+        self.port = self._server.port
         return self
 
     def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self._server.__exit__(*exc)
 
 
 def test_gated_dataset_without_access_says_what_to_do(tmp_path):

@@ -14,6 +14,8 @@ import time
 
 from aiohttp import web
 
+from testsupport.aiohttp_thread import ThreadedApp
+
 ACTION_HEAD, ACTION_TAIL = '## Correct next action\n', '\n\nWrite the reasoning.'
 
 
@@ -191,34 +193,19 @@ class RationaleStub:
         return web.json_response({'object': 'list', 'data': data, 'has_more': False,
                                   'first_id': data[0]['id'] if data else None, 'last_id': data[-1]['id'] if data else None})
 
+    def _routes(self, app: web.Application) -> None:
+        app.router.add_post('/v1/chat/completions', self._chat)
+        app.router.add_post('/v1/files', self._files_create)
+        app.router.add_get('/v1/files/{fid}/content', self._files_content)
+        app.router.add_post('/v1/batches', self._batches_create)
+        app.router.add_get('/v1/batches', self._batches_list)
+        app.router.add_get('/v1/batches/{bid}', self._batches_retrieve)
+
     def __enter__(self):
-        ready = threading.Event()
-
-        def serve():
-            self.loop = asyncio.new_event_loop()
-            app = web.Application()
-            app.router.add_post('/v1/chat/completions', self._chat)
-            app.router.add_post('/v1/files', self._files_create)
-            app.router.add_get('/v1/files/{fid}/content', self._files_content)
-            app.router.add_post('/v1/batches', self._batches_create)
-            app.router.add_get('/v1/batches', self._batches_list)
-            app.router.add_get('/v1/batches/{bid}', self._batches_retrieve)
-            self.runner = web.AppRunner(app)
-            self.loop.run_until_complete(self.runner.setup())
-            site = web.TCPSite(self.runner, '127.0.0.1', 0)
-            self.loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(self.runner.cleanup())
-            self.loop.close()
-
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-        self.base_url = f'http://127.0.0.1:{self.port}/v1'
+        self._server = ThreadedApp(self._routes).__enter__()
+        self.port = self._server.port
+        self.base_url = f'{self._server.base_url}/v1'
         return self
 
     def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self._server.__exit__(*exc)
