@@ -60,7 +60,9 @@ if [ "$MODEL" = smollm2 ]; then
   MAX_LENGTH=2048; MAX_COMPLETION_LENGTH=64; WARMUP_RATIO=0.0; LR_SCHEDULER=constant
   SFT_ROWS_PER_STEP=4; SFT_PER_DEVICE_BATCH=4; SFT_EPOCHS=1
   TRAIN_DATA=${CPU_DATA:-$TRAIN_DATA}; RATIONALE_DATA=$TRAIN_DATA; SFT_DATA=${CPU_SFT_DATA:-$SFT_DATA}
-  INFRA_ARGS=(--dataloader_num_workers 0 --dataset_num_proc 1 --report_to none)
+  # No worker processes on a CPU; persistent workers off with them (ms-swift 4.5.x defaults it on and torch
+  # then refuses num_workers 0; 4.4 and 4.6 default it off, so this changes nothing there).
+  INFRA_ARGS=(--dataloader_num_workers 0 --dataloader_persistent_workers false --dataset_num_proc 1 --report_to none)
   WORLD=1
 else
   model_settings "$MODEL" || die "unknown MODEL '$MODEL' (one of: $MODELS smollm2) or ROLLOUT_MODE '${ROLLOUT_MODE:-}' (colocate, server)"

@@ -240,6 +240,7 @@ def _cmd(swift, repo, model, rows, out):
             '--reward_funcs', 'awpo_format', 'awpo_exec', '--model', str(model), '--dataset', str(rows),
             '--output_dir', str(out), '--add_version', 'false', '--max_steps', '2', *smollm2.TRAIN_FLAGS,
             '--agent_template', smollm2.AGENT_TEMPLATE, '--tuner_type', 'lora', '--dataloader_num_workers', '0',
+            '--dataloader_persistent_workers', 'false',
             '--report_to', 'none', '--num_generations', '2', '--per_device_train_batch_size', '2',
             '--gradient_accumulation_steps', '1', '--max_completion_length', '8', '--max_length', '1536',
             '--temperature', '1.0', '--logging_steps', '1', '--save_steps', '1', '--save_total_limit', '3',

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 # The model's own training flags (cpu_model/smollm2.py), the project's tool-call format, then the settings
 # of these tests that work for SmolLM2-135M on 2 CPU cores (see docs/cpu.md, "CPU runs").
 CPU_FLAGS = [*smollm2.TRAIN_FLAGS, '--agent_template', smollm2.AGENT_TEMPLATE,
-             '--tuner_type', 'lora', '--dataloader_num_workers', '0', '--report_to', 'none',
+             '--tuner_type', 'lora', '--dataloader_num_workers', '0', '--dataloader_persistent_workers', 'false',
+             '--report_to', 'none',
              '--num_generations', '4', '--per_device_train_batch_size', '8', '--gradient_accumulation_steps', '1',
              '--max_completion_length', '40', '--max_length', '1536', '--temperature', '1.0', '--logging_steps', '1',
              '--save_strategy', 'no', '--learning_rate', '1e-5', '--seed', '42', '--dataset_num_proc', '1']
