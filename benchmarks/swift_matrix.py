@@ -179,10 +179,10 @@ def _probe_train(workdir: Path, steps: int, model_wait: float = 0) -> Dict:
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.time()
         try:
-            # ms-swift 4.5.x defaults dataloader_persistent_workers to True and, unlike 4.6, does not reset it
-            # for --dataloader_num_workers 0 (torch then raises); False is every other release's default.
+            # the suite's CPU flags (testsupport/swift_run.py), --dataloader_persistent_workers false included:
+            # ms-swift 4.5.x defaults it on and, unlike 4.4 and 4.6, keeps it with 0 workers (torch then raises).
             rc, log = run_grpo(model, rows, out, ['awpo_outcome', 'awpo_judge'], steps=steps, env=env,
-                               timeout=TRAIN_TIMEOUT, extra=['--dataloader_persistent_workers', 'false'])
+                               timeout=TRAIN_TIMEOUT)
         finally:
             _kill_processes_of(out)
         seconds = round(time.time() - t0, 1)

@@ -358,6 +358,10 @@ def test_demo_trains_awpo_on_the_cpu_model_then_evaluates_tabulates_and_plots(pa
     assert train['full'] and train['ok']
     assert a['external_plugins'] == ['plugin/awpo.py'] and a['max_steps'] == 4 and a['tuner_type'] == 'lora'
     assert a['model'] == str(parsed['tmp'] / 'ws') and a['dataset'][0].endswith('/data/rl.jsonl')
+    # every ms-swift in the range: 4.5.x defaults persistent workers on, which torch refuses with 0 workers
+    [argv] = [x for _, x in demo if x[:2] == ['swift', 'rlhf']]
+    assert argv[argv.index('--dataloader_num_workers') + 1] == '0'
+    assert argv[argv.index('--dataloader_persistent_workers') + 1] == 'false'
     assert any(x[:3] == ['python', '-m', 'eval.check_awpo_active'] for _, x in demo)
     evals = [a for _, a in demo if a[:3] in (['python', '-m', 'eval.bfcl'], ['python', '-m', 'eval.apibank'])]
     assert len(evals) == 2 and all('--smollm2' in a for a in evals)          # --quick: trained model only
