@@ -65,17 +65,22 @@ def swift_requirement(repo: Path = REPO) -> str:
     return req
 
 
-def expected(release: str) -> str:
-    """What the supported range promises for ``release``: 'works' or 'refused'."""
-    from plugin.swift_version import is_supported
-    return 'works' if is_supported(release) else 'refused'
+def expected(release: str, repo: Path = REPO) -> str:
+    """What the supported range of the project at ``repo`` (its setup.cfg, which for this checkout is
+    plugin/swift_version.py's range, tests/test_swift_versions.py) promises for ``release``: 'works' or
+    'refused'. Read from ``repo``, so ``--repo`` can try a candidate range before it is the project's."""
+    from packaging.requirements import Requirement
+    from packaging.version import InvalidVersion, Version
+    try:
+        ok = Requirement(swift_requirement(repo)).specifier.contains(Version(release), prereleases=True)
+    except InvalidVersion:
+        ok = False
+    return 'works' if ok else 'refused'
 
 
-def oldest_supported(releases=RELEASES) -> str:
+def oldest_supported(releases=RELEASES, repo: Path = REPO) -> str:
     from packaging.version import Version
-
-    from plugin.swift_version import is_supported
-    return min((r for r in releases if is_supported(r)), key=Version)
+    return min((r for r in releases if expected(r, repo) == 'works'), key=Version)
 
 
 def _last_error(text: str, limit: int = 300) -> str:
@@ -262,7 +267,7 @@ class Release:
         rc, out = self.pip('pip_ms_swift', f'ms-swift=={self.release}')
         if rc:
             return {'status': 'fails', 'message': f'pip install ms-swift=={self.release}: {_last_error(out)}'}
-        if expected(self.release) == 'works':  # the user's command; setup.cfg must accept the installed release
+        if expected(self.release, self.repo) == 'works':  # the user's command; setup.cfg must accept the installed release
             rc, out = self.pip('pip_project', '-e', str(self.repo))
         else:  # setup.cfg cannot be satisfied: the project without deps, then its other requirements
             rc, out = self.pip('pip_project', '--no-deps', '-e', str(self.repo))
@@ -317,7 +322,7 @@ def run_release(release: str, workdir: Path, repo: Path, torch_dir: Path, steps:
                 on_stage=lambda s: None, model_wait: float = 0) -> Dict:
     rel = Release(release, workdir, repo, torch_dir, model_wait)
     t0 = time.time()
-    rec: Dict = {'release': release, 'expected': expected(release), 'stages': {}, 'time': {}}
+    rec: Dict = {'release': release, 'expected': expected(release, repo), 'stages': {}, 'time': {}}
     try:
         for stage in STAGES:
             on_stage(stage)
@@ -398,7 +403,7 @@ def main(argv=None) -> int:
         return 0
     if args.workdir.resolve().is_relative_to(REPO) or args.workdir.resolve().is_relative_to(args.repo.resolve()):
         ap.error(f'--workdir {args.workdir} is inside the repository; use a folder under /tmp')
-    releases = [oldest_supported()] if args.oldest_supported else (args.releases or list(RELEASES))
+    releases = [oldest_supported(repo=args.repo)] if args.oldest_supported else (args.releases or list(RELEASES))
 
     from tqdm import tqdm
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,8 @@ Why this range: AWPOGRPOTrainer (plugin/trainer.py) overrides private GRPOTraine
 are the same from ms-swift 4.4.0 to 4.6.x (``_compute_advantages(samples, rewards_per_func,
 batch_encoded_inputs)``, ``_prepare_batch_inputs(samples)``, ``_compute_loss_and_metrics(model, model_inputs,
 grpo_batch)``, ``swift.rl_core.advantage``); 4.3.x names the batch ``inputs`` and has no ``swift.rl_core``,
-which plugin/swift_compat.py bridges; it is outside the range until the matrix passes 4.3.2 end to end (its
-one real step so far went through the bridge, but no 2-step run finished). 4.0-4.2 would take the same adapter, but their GRPOTrainer cannot be
-imported without vllm (``swift.rollout.multi_turn`` imports the vLLM engine unconditionally), so no CPU run
+which plugin/swift_compat.py bridges (the matrix ran 4.3.2 end to end through it, 2026-12-04). 4.0-4.2 would
+take the same adapter, but their GRPOTrainer cannot be imported without vllm (``swift.rollout.multi_turn`` imports the vLLM engine unconditionally), so no CPU run
 can check them: refused. 3.12 has another package layout and other CLI flags: refused. The releases run end
 to end are listed in docs/training.md ("Versions"), made by ``python -m benchmarks.swift_matrix``.
 
@@ -21,7 +20,7 @@ from __future__ import annotations
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-SWIFT_RANGE = '>=4.4,<4.7'
+SWIFT_RANGE = '>=4.3,<4.7'
 SWIFT_REQUIREMENT = f'ms-swift{SWIFT_RANGE}'  # the install_requires line in setup.cfg, verbatim
 INSTALL_HINT = f"pip install '{SWIFT_REQUIREMENT}'"
 

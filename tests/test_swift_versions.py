@@ -30,7 +30,7 @@ def test_the_installed_swift_is_in_the_range():
 
 
 @pytest.mark.parametrize('version,ok', [
-    ('4.3.0', False), ('4.3.2', False), ('4.4.0', True), ('4.4.2', True), ('4.6.0', True), ('4.6.9', True), ('4.6.1.dev0', True),
+    ('4.2.9', False), ('4.3.0', True), ('4.3.2', True), ('4.4.0', True), ('4.4.2', True), ('4.6.0', True), ('4.6.9', True), ('4.6.1.dev0', True),
     ('4.2.3', False), ('4.0.4', False), ('3.12.6', False), ('4.7.0', False), ('4.7.0rc1', False), ('5.0.0', False),
     ('not-a-version', False)])
 def test_range_boundaries(version, ok):
@@ -55,7 +55,7 @@ def test_unsupported_release_stops_registration_and_the_trainer_check(monkeypatc
     monkeypatch.setattr(swift, '__version__', '4.7.1')  # the methods are there, the release is not tested
     monkeypatch.setitem(TrainerFactory.TRAINER_MAPPING, 'grpo', 'swift.rlhf_trainers.GRPOTrainer')
     for start in (register_rewards, register_trainer, check_swift_api):
-        with pytest.raises(SwiftVersionError, match=r'installed ms-swift 4\.7\.1: it supports ms-swift >=4\.4,<4\.7'):
+        with pytest.raises(SwiftVersionError, match=r'installed ms-swift 4\.7\.1: it supports ms-swift >=4\.3,<4\.7'):
             start()
     assert TrainerFactory.TRAINER_MAPPING['grpo'] == 'swift.rlhf_trainers.GRPOTrainer'  # not swapped
     assert issubclass(SwiftVersionError, SwiftAPIError)  # callers catching the API error catch this too
@@ -80,9 +80,17 @@ def test_old_release_is_refused_before_its_missing_modules_are_imported():
 
 # ---------------------------------------------------------------------- the matrix script's own logic
 def test_matrix_expectations_follow_the_range():
-    assert M.oldest_supported() == '4.4.2'  # what CI runs besides the default release
-    assert [r for r in M.RELEASES if M.expected(r) == 'works'] == ['4.6.0', '4.5.3', '4.4.2']
-    assert [r for r in M.RELEASES if M.expected(r) == 'refused'] == ['4.3.2', '4.2.3', '4.1.3', '4.0.4', '3.12.6']
+    assert M.oldest_supported() == '4.3.2'  # what CI runs besides the default release
+    assert [r for r in M.RELEASES if M.expected(r) == 'works'] == ['4.6.0', '4.5.3', '4.4.2', '4.3.2']
+    assert [r for r in M.RELEASES if M.expected(r) == 'refused'] == ['4.2.3', '4.1.3', '4.0.4', '3.12.6']
+    assert all(M.expected(r) == ('works' if is_supported(r) else 'refused') for r in M.RELEASES)
+
+
+def test_the_matrix_reads_the_range_of_the_project_it_installs(tmp_path):
+    """--repo can try a candidate range: the expectation is that checkout's setup.cfg, not this one's."""
+    (tmp_path / 'setup.cfg').write_text('[options]\ninstall_requires =\n    torch\n    ms-swift>=4.5,<4.6  # narrow\n')
+    assert [r for r in M.RELEASES if M.expected(r, tmp_path) == 'works'] == ['4.5.3']
+    assert M.oldest_supported(repo=tmp_path) == '4.5.3'
 
 
 def test_matrix_reads_the_refusal_and_classifies_stages():
