@@ -146,6 +146,16 @@ def overlap_note(rows: List[Tuple[str, Dict[str, Any], Dict[str, Any]]]) -> str:
     return '; '.join(notes)
 
 
+def comparison_line(rows: List[Tuple[str, Dict[str, Any], Dict[str, Any]]], before: str) -> str:
+    """The table's note on differences: the overlap of each pair of intervals, or, when no benchmark has both
+    models (``--quick`` evaluates only the trained one), that there is nothing to compare."""
+    note = overlap_note(rows)
+    if note:
+        return f'With this few cases a difference is usually noise: {note}.'
+    return (f'No before/after comparison: {before} was not evaluated on these cases (the default demo does; '
+            f'--quick evaluates only the trained model).')
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Reading the evaluators' files
 # ---------------------------------------------------------------------------------------------------------
@@ -299,7 +309,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     lines = [table, '',
              f'Each cell: correct/cases = accuracy [95 % Wilson interval]; the same cases before and after'
              + (f'; generation cap {cap} new tokens (from the data, eval.demo_eval cap)' if cap else '') + '.',
-             f'With this few cases a difference is usually noise: {overlap_note(rep["rows"]) or "-"}.']
+             comparison_line(rep['rows'], args.before)]
     for label, m in rep['heldout_means'].items():
         lines.append(f'Held-out means ({label}): ' + ', '.join(f'{k} {v}' for k, v in m.items()))
     if rep['cut']:

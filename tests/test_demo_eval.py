@@ -116,6 +116,16 @@ def test_report_compares_the_same_cases_and_flags_cut_answers(tmp_path, capsys):
     assert 'No answer was cut by the generation cap.' in capsys.readouterr().out
 
 
+def test_report_without_a_baseline_says_there_is_nothing_to_compare(tmp_path, capsys):
+    """--quick evaluates only the trained model: the note says so instead of an empty comparison ('-')."""
+    _write_run(tmp_path, 'awpo', {'simple_python_0': True, 'simple_python_1': False}, {'L1:a': True}, {'h1': True})
+    assert D.main(['report', '--results', str(tmp_path), '--before', 'ws', '--after', 'awpo']) == 0
+    out = capsys.readouterr().out
+    assert '| BFCL simple_python | not run | 1/2 = 0.50 [' in out
+    assert 'No before/after comparison: ws was not evaluated on these cases' in out
+    assert 'usually noise' not in out and ': -.' not in out
+
+
 def test_require_uncut_fails_when_the_cap_cut_a_call_being_written(tmp_path, capsys):
     """Issue 20's bug: the right call, cut at ``</`` by a cap below the answer: CI must fail."""
     cut = '<think>\nThe request needs math_factorial with number=5.\n</think>\n\n<tool_call>\n{"name": "math_factorial", "arguments": {"number": 5}}\n</'
