@@ -70,12 +70,9 @@ def expected(release: str, repo: Path = REPO) -> str:
     plugin/swift_version.py's range, tests/test_swift_versions.py) promises for ``release``: 'works' or
     'refused'. Read from ``repo``, so ``--repo`` can try a candidate range before it is the project's."""
     from packaging.requirements import Requirement
-    from packaging.version import InvalidVersion, Version
-    try:
-        ok = Requirement(swift_requirement(repo)).specifier.contains(Version(release), prereleases=True)
-    except InvalidVersion:
-        ok = False
-    return 'works' if ok else 'refused'
+
+    from plugin.swift_version import is_supported
+    return 'works' if is_supported(release, str(Requirement(swift_requirement(repo)).specifier)) else 'refused'
 
 
 def oldest_supported(releases=RELEASES, repo: Path = REPO) -> str:

@@ -9,9 +9,10 @@ are the same from ms-swift 4.4.0 to 4.6.x (``_compute_advantages(samples, reward
 batch_encoded_inputs)``, ``_prepare_batch_inputs(samples)``, ``_compute_loss_and_metrics(model, model_inputs,
 grpo_batch)``, ``swift.rl_core.advantage``); 4.3.x names the batch ``inputs`` and has no ``swift.rl_core``,
 which plugin/swift_compat.py bridges (the matrix ran 4.3.2 end to end through it, 2026-12-04). 4.0-4.2 would
-take the same adapter, but their GRPOTrainer cannot be imported without vllm (``swift.rollout.multi_turn`` imports the vLLM engine unconditionally), so no CPU run
-can check them: refused. 3.12 has another package layout and other CLI flags: refused. The releases run end
-to end are listed in docs/training.md ("Versions"), made by ``python -m benchmarks.swift_matrix``.
+take the same adapter, but their GRPOTrainer cannot be imported without vllm (``swift.rollout.multi_turn``
+imports the vLLM engine unconditionally), so no CPU run can check them: refused. 3.12 has another package
+layout and other CLI flags: refused. The releases run end to end are listed in docs/training.md ("Versions"),
+made by ``python -m benchmarks.swift_matrix``.
 
 Only the standard library and ``packaging`` here: this module must import on any ms-swift.
 """
@@ -42,10 +43,11 @@ def installed_swift_version() -> str:
     return str(version)
 
 
-def is_supported(version: str) -> bool:
-    """``version`` lies in :data:`SWIFT_RANGE` (a pre-release or dev build of a supported release counts)."""
+def is_supported(version: str, swift_range: str = SWIFT_RANGE) -> bool:
+    """``version`` lies in ``swift_range`` (default :data:`SWIFT_RANGE`; a pre-release or dev build of a supported
+    release counts)."""
     try:
-        return SpecifierSet(SWIFT_RANGE).contains(Version(version), prereleases=True)
+        return SpecifierSet(swift_range).contains(Version(version), prereleases=True)
     except InvalidVersion:
         return False
 
