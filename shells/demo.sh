@@ -158,9 +158,9 @@ else
   mkdir -p "$RESULTS_DIR"
   CAP=$("${CAP_CMD[@]}" | tail -n 1)
 fi
-EVAL=(--only bfcl --bfcl-categories "$CATS" --limit "$LIMIT")
-[ "$APIBANK" = 1 ] && EVAL=(--only 'bfcl,apibank' --bfcl-categories "$CATS" --apibank-levels '1,2,3' --apibank-sample
-                            --limit "$LIMIT")
+ONLY=bfcl; [ "$APIBANK" = 1 ] && ONLY=bfcl,apibank
+EVAL=(--only "$ONLY" --bfcl-categories "$CATS" --limit "$LIMIT")
+[ "$APIBANK" = 1 ] && EVAL+=(--apibank-levels '1,2,3' --apibank-sample)
 N_EVAL=$(( MODELS * 2 )); K=0
 evaluate() {  # evaluate LABEL NAME CKPT [ADAPTER]: BFCL (+ API-Bank) through swift deploy, then the held-out rows
   local label=$1 name=$2 ckpt=$3 adapter=${4:-} t
