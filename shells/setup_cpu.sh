@@ -12,7 +12,10 @@
 # Environment: VENV (default .venv), EVAL_VENV (default .venv-eval), EXTRAS (default cpu,test,eval),
 # SKIP_EVAL_VENV=1 (no .venv-eval), INSTALLER=pip (the plain-pip fallback: one step after another, as before
 # uv; also taken when uv cannot be installed), UV_CACHE_DIR / PIP_CACHE_DIR (package caches),
-# CMAKE_ARGS (llama.cpp build; default -DLLAVA_BUILD=OFF: the multimodal library, which nothing here loads).
+# CMAKE_ARGS (llama.cpp build; default -DLLAVA_BUILD=OFF: the multimodal library, which nothing here loads),
+# AWPO_WHEEL_CACHE (default ~/.cache/awpo/wheels; 'off' disables it): the llama-cpp-python wheel uv built is kept
+# there, keyed by CMAKE_ARGS, this CPU's flags (llama.cpp compiles for the CPU it runs on) and Python, and a
+# later set-up on this machine installs it instead of compiling again (uv's own cache does not reuse it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -70,15 +73,44 @@ fi
 TORCH_WHEEL=$(local_torch_wheel)
 log "installer: $INSTALLER; torch: ${TORCH_WHEEL:-torch==2.13.0 through pip}; CMAKE_ARGS=$CMAKE_ARGS"
 
+# The kept llama-cpp-python wheels (uv only: pip's own wheel cache already reuses what it built). The key
+# changes with anything that changes the build: CMAKE_ARGS, the CPU's instruction sets, the Python.
+WHEELS=''
+if [ "$INSTALLER" = uv ] && [ "${AWPO_WHEEL_CACHE:-}" != off ]; then
+  key=$( { echo "$CMAKE_ARGS"; grep -m1 '^flags' /proc/cpuinfo || uname -m; python3 -V; } | sha256sum | cut -c1-12)
+  WHEELS=${AWPO_WHEEL_CACHE:-$HOME/.cache/awpo/wheels}/llama-cpp-python-$key
+  mkdir -p "$WHEELS"
+  if compgen -G "$WHEELS/llama_cpp_python-*.whl" > /dev/null; then
+    log "llama-cpp-python: the wheel built here before ($WHEELS): no compile"
+  else
+    log "llama-cpp-python: compiles (kept in $WHEELS for the next set-up)"
+  fi
+fi
+# keep_built_wheel: copy the llama-cpp-python wheel uv built in this set-up (newer than $1) into $WHEELS.
+keep_built_wheel() {
+  local since=$1 cache whl
+  [ -n "$WHEELS" ] || return 0
+  compgen -G "$WHEELS/llama_cpp_python-*.whl" > /dev/null && return 0
+  cache=$("$UV" cache dir 2>/dev/null) || return 0
+  whl=$(find "$cache" -path '*llama-cpp-python*' -name 'llama_cpp_python-*.whl' -newer "$since" 2>/dev/null | head -n 1)
+  if [ -n "$whl" ]; then
+    cp "$whl" "$WHEELS/.tmp.whl" && mv "$WHEELS/.tmp.whl" "$WHEELS/$(basename "$whl")"
+    log "llama-cpp-python: kept $WHEELS/$(basename "$whl")"
+  else
+    log "llama-cpp-python: uv built no wheel in this set-up (installed before?): nothing kept"
+  fi
+}
+
 # install_env PY REQS...: torch first (the CPU file, or pip's torch==2.13.0), then REQS, into PY's venv.
 install_env() {
   local py=$1; shift
   if [ "$INSTALLER" = uv ]; then
+    local links=(); [ -n "$WHEELS" ] && links=(--find-links "$WHEELS")
     if [ -n "$TORCH_WHEEL" ]; then
-      "$UV" pip install -q --python "$py" "$TORCH_WHEEL" "$@"
+      "$UV" pip install -q --python "$py" "${links[@]}" "$TORCH_WHEEL" "$@"
     else
       "$py" -m pip install -q torch==2.13.0
-      "$UV" pip install -q --python "$py" "$@"
+      "$UV" pip install -q --python "$py" "${links[@]}" "$@"
     fi
   else
     "$py" -m pip install -q --upgrade pip
@@ -103,9 +135,12 @@ if [ "${SKIP_EVAL_VENV:-0}" != 1 ]; then
 fi
 
 t=$(date +%s)
-log "$VENV: torch, -e .[$EXTRAS] (ms-swift, llama-cpp-python compiled from source, ...)"
+log "$VENV: torch, -e .[$EXTRAS] (ms-swift, llama-cpp-python: compiled, or the kept wheel, ...)"
+since=$(mktemp); touch -d "@$t" "$since"
 install_env "$VENV/bin/python" -e ".[${EXTRAS}]"
 step "$VENV: torch + .[$EXTRAS] (incl. llama-cpp-python build)" "$t"
+[ "$INSTALLER" = uv ] && keep_built_wheel "$since"
+rm -f "$since"
 
 # The small real chat model for CPU runs, converted once into a local HF folder outside the repository.
 t=$(date +%s)
