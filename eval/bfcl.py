@@ -180,12 +180,13 @@ def collect_cases(result_dir: Path, score_dir: Path) -> List[Dict[str, Any]]:
 # ~15k requests per checkpoint (every category): one at a time leaves vLLM's continuous batching idle.
 # 64 in flight keeps a vLLM engine of a <= 8B model busy (it batches up to 256 sequences) without queueing
 # requests past their timeout; a multi-turn case is sequential inside, so the cases run side by side.
-# swift deploy on the CPU answers one request at a time: 1.
+# swift deploy batches up to its --max_batch_size waiting requests (eval/serve.py SWIFT_MAX_BATCH): as many.
 GPU_THREADS = 64
 
 
 def default_threads(backend: str) -> int:
-    return 1 if backend == 'swift' else GPU_THREADS
+    from eval.serve import SWIFT_MAX_BATCH
+    return SWIFT_MAX_BATCH if backend == 'swift' else GPU_THREADS
 
 
 def run_bfcl(py: str, workdir: Path, base_url: str, served: str, bfcl_args: List[str], *,

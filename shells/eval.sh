@@ -12,7 +12,7 @@
 # paper's row in eval.tables (e.g. 'Qwen3-8B/AWPO'). --thinking: serve with the thinking mode the model was
 # trained with (shells/recipes/common.sh THINKING; reproduce.sh passes it). vLLM serving gets a
 # --max-model-len sized for the evaluation (eval/serve.py EVAL_MAX_MODEL_LEN); BFCL sends BFCL_THREADS
-# concurrent requests (default: 64 to vLLM or --base-url, 1 to swift deploy on the CPU; eval/bfcl.py).
+# concurrent requests (default: 64 to vLLM or --base-url, 8 to swift deploy, which batches 8; eval/bfcl.py).
 # Environment: RESULTS_DIR (default results), APIBANK_DATA_DIR (offline copy of API-Bank), FORCE, BFCL_THREADS,
 # MODEL_HUB (hf | modelscope: where vLLM / swift deploy download a hub id; the same hub training uses).
 set -euo pipefail

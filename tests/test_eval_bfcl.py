@@ -100,6 +100,11 @@ def test_real_bfcl_scorer_on_hand_made_results(tmp_path, bfcl_python):
 
 def test_bfcl_concurrency_saturates_vllm_but_not_the_cpu_server():
     """Issue 14.10: ~15k requests per checkpoint are not sent one at a time to vLLM (or a --base-url server);
-    swift deploy on the 2-core CPU answers one at a time, so it gets 1."""
+    swift deploy batches up to its --max_batch_size waiting requests, so it gets that many (issue 20)."""
+    from eval import serve as S
     assert B.default_threads('vllm') == B.default_threads('url') == B.GPU_THREADS >= 32
-    assert B.default_threads('swift') == 1
+    assert B.default_threads('swift') == S.SWIFT_MAX_BATCH > 1
+    cmd = S.swift_deploy_cmd(S.Checkpoint(model='/m'), 8001, 'awpo-eval', S.SMOLLM2_SWIFT_ARGS)
+    assert cmd[cmd.index('--max_batch_size') + 1] == str(S.SWIFT_MAX_BATCH)
+    own = S.swift_deploy_cmd(S.Checkpoint(model='/m'), 8001, 'awpo-eval', ['--max_batch_size', '2'])
+    assert own.count('--max_batch_size') == 1 and own[own.index('--max_batch_size') + 1] == '2'
