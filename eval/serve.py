@@ -126,8 +126,11 @@ def swift_deploy_cmd(ckpt: Checkpoint, port: int, served_name: str, swift_args: 
     if '--max_batch_size' not in swift_args:
         cmd += ['--max_batch_size', str(SWIFT_MAX_BATCH)]
     if ckpt.adapter:
-        # swift deploy serves each adapter under its own name: `--adapters name=path`.
-        cmd += ['--adapters', f'{served_name}={ckpt.adapter}']
+        # The adapter goes into the served model itself (`--adapters PATH`, served as --served_model_name), not
+        # under a name of its own (`--adapters name=path`): ms-swift 4.6's transformers engine fails every batch
+        # of requests for a named adapter ("Length of `adapter_names` should be the same as the number of
+        # inputs, but got 1 and 8"), so BFCL scored 0 with --max_batch_size 8 (issue 20, 2026-12-04).
+        cmd += ['--adapters', ckpt.adapter]
     return cmd + list(swift_args)
 
 

@@ -37,7 +37,7 @@ def test_lora_adapter_is_served_on_its_base(tmp_path):
     assert S.resolve_checkpoint(str(ad), base_model='/other').model == '/other'
     cmd = S.swift_deploy_cmd(ck, 8001, 'awpo-eval', S.SMOLLM2_SWIFT_ARGS)
     assert cmd[1:4] == ['deploy', '--model', '/models/base']
-    assert cmd[cmd.index('--adapters') + 1] == f'awpo-eval={ad.resolve()}'
+    assert cmd[cmd.index('--adapters') + 1] == str(ad.resolve())   # not name=path: test_eval_serve_batch.py
     assert cmd[cmd.index('--agent_template') + 1] == 'hermes'
     v = S.vllm_cmd(ck, 8001, 'awpo-eval', [])
     assert v[v.index('--lora-modules') + 1] == f'awpo-eval={ad.resolve()}' and '--tool-call-parser' in v
