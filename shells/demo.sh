@@ -100,16 +100,16 @@ fi
 
 # Progress: each phase says what runs and roughly how long is left on an idle 2-core machine, from the
 # default demo measured on 2026-12-04 (docs/cpu.md, "Measured times"): warm start ~12 min (82 SFT steps at
-# ~8 s), AWPO ~45 s a step + ~20 s start, per model ~25 s of server start + BFCL set-up, ~7 s a BFCL case
-# (5.6 the merged warm start, 8.5 the LoRA adapter), ~4.3 s a held-out row, API-Bank ~15 s + ~10 s a case
-# (at most 9); a busy machine takes longer.
+# ~8 s), AWPO ~40 s a step + ~20 s start, per model ~25 s of server start + BFCL set-up, ~2.5 s a BFCL case
+# (8 answered at once), ~10 s of model load + ~2.8 s a held-out row (8 at once), API-Bank ~15 s + ~10 s a
+# case (one at a time, at most 9); a busy machine takes longer.
 MODELS=$(( BASELINE + 1 ))
 WS_READY=0
 python -c 'import sys; from cpu_model.warm_start import is_complete; from cpu_model.smollm2 import warm_start_dir
 sys.exit(0 if is_complete(warm_start_dir()) else 1)' 2>/dev/null && WS_READY=1
 APIBANK_CASES=$(( 3 * LIMIT < 9 ? 3 * LIMIT : 9 ))
-EST=(0 $(( WS_READY ? 5 : 700 )) 5 $(( 20 + STEPS * 45 ))
-     $(( 10 + MODELS * (25 + LIMIT * 7 + HELDOUT * 43 / 10 + APIBANK * (15 + APIBANK_CASES * 10)) )) 5 5)
+EST=(0 $(( WS_READY ? 5 : 700 )) 5 $(( 20 + STEPS * 40 ))
+     $(( 10 + MODELS * (35 + LIMIT * 25 / 10 + HELDOUT * 28 / 10 + APIBANK * (15 + APIBANK_CASES * 10)) )) 5 5)
 phase() {  # phase N WHAT
   local n=$1 left=0 i; shift
   for (( i = n; i < ${#EST[@]}; i++ )); do left=$(( left + EST[i] )); done
