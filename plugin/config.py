@@ -43,6 +43,7 @@ NON_FIELD_ENV = {
     'AWPO_BFCL_PYTHON': "eval/bfcl.py: python of bfcl-eval's own environment",
     'AWPO_BFCL_DATA': "data_prep/bfcl_live.py: bfcl-eval's data folder",
     'AWPO_APIBANK_DIR': 'eval/apibank.py: API-Bank data folder',
+    'AWPO_WHEEL_CACHE': 'shells/setup_cpu.sh: where the llama-cpp-python wheel built once is kept',
 }
 logger = logging.getLogger('awpo')
 _warned: set = set()
