@@ -76,23 +76,27 @@ log "installer: $INSTALLER; torch: ${TORCH_WHEEL:-torch==2.13.0 through pip}; CM
 # The kept llama-cpp-python wheels (uv only: pip's own wheel cache already reuses what it built). The key
 # changes with anything that changes the build: CMAKE_ARGS, the CPU's instruction sets, the Python.
 WHEELS=''
+has_kept_wheel() { compgen -G "$WHEELS/llama_cpp_python-*.whl" > /dev/null; }
 if [ "$INSTALLER" = uv ] && [ "${AWPO_WHEEL_CACHE:-}" != off ]; then
-  key=$( { echo "$CMAKE_ARGS"; grep -m1 '^flags' /proc/cpuinfo || uname -m; python3 -V; } | sha256sum | cut -c1-12)
+  # x86 lists its instruction sets as 'flags', ARM as 'Features'
+  key=$( { echo "$CMAKE_ARGS"; grep -m1 -E '^(flags|Features)' /proc/cpuinfo || uname -m; python3 -V; } |
+         sha256sum | cut -c1-12)
   WHEELS=${AWPO_WHEEL_CACHE:-$HOME/.cache/awpo/wheels}/llama-cpp-python-$key
   mkdir -p "$WHEELS"
-  if compgen -G "$WHEELS/llama_cpp_python-*.whl" > /dev/null; then
+  if has_kept_wheel; then
     log "llama-cpp-python: the wheel built here before ($WHEELS): no compile"
   else
     log "llama-cpp-python: compiles (kept in $WHEELS for the next set-up)"
   fi
 fi
-# keep_built_wheel: copy the llama-cpp-python wheel uv built in this set-up (newer than $1) into $WHEELS.
+# keep_built_wheel SINCE: copy the llama-cpp-python wheel uv built in this set-up (after SINCE, an epoch
+# second) into $WHEELS; nothing to do without $WHEELS (pip, or AWPO_WHEEL_CACHE=off) or with a kept wheel.
 keep_built_wheel() {
   local since=$1 cache whl
-  [ -n "$WHEELS" ] || return 0
-  compgen -G "$WHEELS/llama_cpp_python-*.whl" > /dev/null && return 0
+  { [ -n "$WHEELS" ] && ! has_kept_wheel; } || return 0
   cache=$("$UV" cache dir 2>/dev/null) || return 0
-  whl=$(find "$cache" -path '*llama-cpp-python*' -name 'llama_cpp_python-*.whl' -newer "$since" 2>/dev/null | head -n 1)
+  whl=$(find "$cache" -path '*llama-cpp-python*' -name 'llama_cpp_python-*.whl' -newermt "@$since" 2>/dev/null |
+        head -n 1)
   if [ -n "$whl" ]; then
     cp "$whl" "$WHEELS/.tmp.whl" && mv "$WHEELS/.tmp.whl" "$WHEELS/$(basename "$whl")"
     log "llama-cpp-python: kept $WHEELS/$(basename "$whl")"
@@ -136,11 +140,9 @@ fi
 
 t=$(date +%s)
 log "$VENV: torch, -e .[$EXTRAS] (ms-swift, llama-cpp-python: compiled, or the kept wheel, ...)"
-since=$(mktemp); touch -d "@$t" "$since"
 install_env "$VENV/bin/python" -e ".[${EXTRAS}]"
-step "$VENV: torch + .[$EXTRAS] (incl. llama-cpp-python build)" "$t"
-[ "$INSTALLER" = uv ] && keep_built_wheel "$since"
-rm -f "$since"
+step "$VENV: torch + .[$EXTRAS] (incl. llama-cpp-python)" "$t"
+keep_built_wheel "$t"
 
 # The small real chat model for CPU runs, converted once into a local HF folder outside the repository.
 t=$(date +%s)
