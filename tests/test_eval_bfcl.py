@@ -98,7 +98,7 @@ def test_real_bfcl_scorer_on_hand_made_results(tmp_path, bfcl_python):
     assert [c['correct'] for c in cases] == [True, False, True]
 
 
-def test_bfcl_concurrency_saturates_vllm_but_not_the_cpu_server():
+def test_bfcl_concurrency_saturates_vllm_and_fills_the_cpu_servers_batch():
     """Issue 14.10: ~15k requests per checkpoint are not sent one at a time to vLLM (or a --base-url server);
     swift deploy batches up to its --max_batch_size waiting requests, so it gets that many (issue 20)."""
     from eval import serve as S
